@@ -1,0 +1,130 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// One settings array for every target: Swift 6 language mode (the default for tools 6.x) plus the
+// upcoming features the style guide asks for.
+let settings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "tollgate",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "tollgate", targets: ["tollgate"]),
+        .library(name: "TollgateServer", targets: ["TollgateServer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: ["FullFoundation"]),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+    ],
+    targets: [
+        // Pure domain: money, periods, prices, usage, budget math. Foundation only; keep it that way.
+        .target(name: "TollgateCore", swiftSettings: settings),
+        // PostgreSQL: migrations, repositories, the embedded cluster.
+        .target(
+            name: "TollgateStore",
+            dependencies: [
+                "TollgateCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            // The target spans the package root so that the top-level `sql/` folder ships inside the binary's bundle.
+            path: ".",
+            sources: ["Sources/TollgateStore"],
+            resources: [.copy("sql")],
+            swiftSettings: settings
+        ),
+        // The metering proxy: key auth, upstream forwarding, usage capture, the usage writer and spool.
+        .target(
+            name: "TollgateGateway",
+            dependencies: [
+                "TollgateCore", "TollgateStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: settings
+        ),
+        // Budgets, webhooks, management-API adapters.
+        .target(
+            name: "TollgateRules",
+            dependencies: [
+                "TollgateCore", "TollgateStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: settings
+        ),
+        // Chargeback exports: CSV, JSON, FOCUS.
+        .target(
+            name: "TollgateReports",
+            dependencies: ["TollgateCore", "TollgateStore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: settings
+        ),
+        // Composition root: configuration, buildApplication, admin API.
+        .target(
+            name: "TollgateServer",
+            dependencies: [
+                "TollgateCore", "TollgateStore", "TollgateGateway", "TollgateRules", "TollgateReports",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: settings
+        ),
+        .executableTarget(
+            name: "tollgate",
+            dependencies: ["TollgateServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: settings
+        ),
+        // Shared test support: the throwaway PostgreSQL cluster, template databases, a fake OpenAI upstream.
+        .target(
+            name: "TollgateTestSupport",
+            dependencies: [
+                "TollgateServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            path: "Tests/TollgateTestSupport",
+            swiftSettings: settings
+        ),
+        .testTarget(name: "TollgateCoreTests", dependencies: ["TollgateCore"], swiftSettings: settings),
+        .testTarget(name: "TollgateStoreTests", dependencies: ["TollgateStore", "TollgateTestSupport"], swiftSettings: settings),
+        .testTarget(
+            name: "TollgateGatewayTests",
+            dependencies: [
+                "TollgateGateway", "TollgateServer", "TollgateTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: settings
+        ),
+        .testTarget(name: "TollgateServerTests", dependencies: ["TollgateServer", "TollgateTestSupport"], swiftSettings: settings),
+    ]
+)

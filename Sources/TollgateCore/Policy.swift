@@ -1,0 +1,340 @@
+import Foundation
+
+/// The declarative configuration a platform team keeps in `tollgate.yaml` and applies with `tollgate apply`:
+/// backends, products and subscriptions. Field names are the YAML's (snake_case); docs/configuration.md
+/// describes each one.
+public struct PolicyDocument: Hashable, Sendable, Codable {
+    public var backends: [BackendSpec]
+    public var products: [ProductSpec]
+    public var subscriptions: [SubscriptionSpec]
+
+    public init(backends: [BackendSpec] = [], products: [ProductSpec] = [], subscriptions: [SubscriptionSpec] = []) {
+        self.backends = backends
+        self.products = products
+        self.subscriptions = subscriptions
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case backends, products, subscriptions }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        backends = try c.decodeIfPresent([BackendSpec].self, forKey: .backends) ?? []
+        products = try c.decodeIfPresent([ProductSpec].self, forKey: .products) ?? []
+        subscriptions = try c.decodeIfPresent([SubscriptionSpec].self, forKey: .subscriptions) ?? []
+    }
+}
+
+public enum BackendKind: String, Hashable, Sendable, Codable, CaseIterable {
+    /// OpenAI's API or anything that speaks it (`{base_url}/chat/completions`, `Authorization: Bearer`).
+    case openai
+    /// Azure OpenAI (`{base_url}/openai/deployments/{deployment}/…?api-version=`, `api-key`).
+    case azure
+    /// A built-in fake that answers deterministically with realistic usage. For demos, load tests and benchmarks only.
+    case mock
+}
+
+/// A routable name clients use (the `model` of an OpenAI-style request, or the `{deployment}` of an Azure-style path)
+/// and the model the upstream serves under it.
+public struct DeploymentSpec: Hashable, Sendable, Codable {
+    public var name: String
+    public var model: String
+
+    public init(name: String, model: String) {
+        self.name = name
+        self.model = model
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, model }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        model = try c.decodeIfPresent(String.self, forKey: .model) ?? name
+    }
+}
+
+public struct BackendSpec: Hashable, Sendable, Codable {
+    public var name: String
+    public var kind: BackendKind
+    /// `https://api.openai.com/v1` for OpenAI, `https://NAME.openai.azure.com` for Azure. Unused by `mock`.
+    public var baseURL: String?
+    /// Name of the environment variable that holds the backend's API key. The key itself is never in the file or the database.
+    public var credentialEnv: String?
+    /// Azure only: the `api-version` sent upstream when the client sent none.
+    public var apiVersion: String?
+    public var deployments: [DeploymentSpec]
+    public var connectTimeoutSeconds: Int
+    /// Longest wait for the next byte from the upstream.
+    public var readTimeoutSeconds: Int
+    /// Mock only: added delay before the first byte, in milliseconds.
+    public var mockLatencyMilliseconds: Int
+
+    public init(
+        name: String, kind: BackendKind, baseURL: String? = nil, credentialEnv: String? = nil, apiVersion: String? = nil,
+        deployments: [DeploymentSpec] = [], connectTimeoutSeconds: Int = 5, readTimeoutSeconds: Int = 300, mockLatencyMilliseconds: Int = 0
+    ) {
+        self.name = name
+        self.kind = kind
+        self.baseURL = baseURL
+        self.credentialEnv = credentialEnv
+        self.apiVersion = apiVersion
+        self.deployments = deployments
+        self.connectTimeoutSeconds = connectTimeoutSeconds
+        self.readTimeoutSeconds = readTimeoutSeconds
+        self.mockLatencyMilliseconds = mockLatencyMilliseconds
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case name, kind, models, deployments
+        case baseURL = "base_url"
+        case credentialEnv = "credential_env"
+        case apiVersion = "api_version"
+        case connectTimeoutSeconds = "connect_timeout_seconds"
+        case readTimeoutSeconds = "read_timeout_seconds"
+        case mockLatencyMilliseconds = "mock_latency_ms"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        kind = try c.decode(BackendKind.self, forKey: .kind)
+        baseURL = try c.decodeIfPresent(String.self, forKey: .baseURL)
+        credentialEnv = try c.decodeIfPresent(String.self, forKey: .credentialEnv)
+        apiVersion = try c.decodeIfPresent(String.self, forKey: .apiVersion)
+        // `models: [a, b]` is shorthand for deployments whose name is the model.
+        let models = try c.decodeIfPresent([String].self, forKey: .models) ?? []
+        deployments = models.map { DeploymentSpec(name: $0, model: $0) } + (try c.decodeIfPresent([DeploymentSpec].self, forKey: .deployments) ?? [])
+        connectTimeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .connectTimeoutSeconds) ?? 5
+        readTimeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .readTimeoutSeconds) ?? 300
+        mockLatencyMilliseconds = try c.decodeIfPresent(Int.self, forKey: .mockLatencyMilliseconds) ?? 0
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(kind, forKey: .kind)
+        try c.encodeIfPresent(baseURL, forKey: .baseURL)
+        try c.encodeIfPresent(credentialEnv, forKey: .credentialEnv)
+        try c.encodeIfPresent(apiVersion, forKey: .apiVersion)
+        try c.encode(deployments, forKey: .deployments)
+        try c.encode(connectTimeoutSeconds, forKey: .connectTimeoutSeconds)
+        try c.encode(readTimeoutSeconds, forKey: .readTimeoutSeconds)
+        try c.encode(mockLatencyMilliseconds, forKey: .mockLatencyMilliseconds)
+    }
+}
+
+/// Token limits a product puts on each of its subscriptions, like APIM's `llm-token-limit`.
+public struct ProductLimits: Hashable, Sendable, Codable {
+    /// Rolling one-minute token allowance; over it the gateway answers 429 with `Retry-After`.
+    public var tokensPerMinute: Int?
+    /// Tokens allowed per `quotaPeriod`; over it the gateway answers 403 until the period rolls over.
+    public var tokenQuota: Int?
+    public var quotaPeriod: PeriodKind
+
+    public init(tokensPerMinute: Int? = nil, tokenQuota: Int? = nil, quotaPeriod: PeriodKind = .monthly) {
+        self.tokensPerMinute = tokensPerMinute
+        self.tokenQuota = tokenQuota
+        self.quotaPeriod = quotaPeriod
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case tokensPerMinute = "tokens_per_minute"
+        case tokenQuota = "token_quota"
+        case quotaPeriod = "quota_period"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        tokensPerMinute = try c.decodeIfPresent(Int.self, forKey: .tokensPerMinute)
+        tokenQuota = try c.decodeIfPresent(Int.self, forKey: .tokenQuota)
+        quotaPeriod = try c.decodeIfPresent(PeriodKind.self, forKey: .quotaPeriod) ?? .monthly
+    }
+}
+
+public struct ProductSpec: Hashable, Sendable, Codable {
+    public var name: String
+    public var displayName: String?
+    public var limits: ProductLimits
+
+    public init(name: String, displayName: String? = nil, limits: ProductLimits = .init()) {
+        self.name = name
+        self.displayName = displayName
+        self.limits = limits
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case name, limits
+        case displayName = "display_name"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        displayName = try c.decodeIfPresent(String.self, forKey: .displayName)
+        limits = try c.decodeIfPresent(ProductLimits.self, forKey: .limits) ?? .init()
+    }
+}
+
+public enum SubscriptionState: String, Hashable, Sendable, Codable, CaseIterable {
+    case active, suspended, cancelled
+}
+
+public struct SubscriptionSpec: Hashable, Sendable, Codable {
+    public var id: SubscriptionID
+    public var displayName: String?
+    public var team: String?
+    public var costCenter: String?
+    public var product: String?
+    public var state: SubscriptionState
+
+    public init(id: SubscriptionID, displayName: String? = nil, team: String? = nil, costCenter: String? = nil, product: String? = nil, state: SubscriptionState = .active) {
+        self.id = id
+        self.displayName = displayName
+        self.team = team
+        self.costCenter = costCenter
+        self.product = product
+        self.state = state
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case id, team, product, state
+        case displayName = "display_name"
+        case costCenter = "cost_center"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(SubscriptionID.self, forKey: .id)
+        displayName = try c.decodeIfPresent(String.self, forKey: .displayName)
+        team = try c.decodeIfPresent(String.self, forKey: .team)
+        costCenter = try c.decodeIfPresent(String.self, forKey: .costCenter)
+        product = try c.decodeIfPresent(String.self, forKey: .product)
+        state = try c.decodeIfPresent(SubscriptionState.self, forKey: .state) ?? .active
+    }
+}
+
+/// One step of a path into the policy document: a field name or a list index.
+public enum PolicyPathComponent: Hashable, Sendable, CustomStringConvertible {
+    case key(String)
+    case index(Int)
+    public var description: String {
+        switch self {
+        case .key(let key): key
+        case .index(let index): "[\(index)]"
+        }
+    }
+}
+
+/// A semantic problem in a policy document, located by its path (`subscriptions[2].product`).
+public struct PolicyProblem: Hashable, Sendable, Error {
+    public var path: [PolicyPathComponent]
+    public var message: String
+    public init(path: [PolicyPathComponent], message: String) {
+        self.path = path
+        self.message = message
+    }
+    public var pathText: String {
+        var text = ""
+        for component in path {
+            if case .key = component, !text.isEmpty { text += "." }
+            text += component.description
+        }
+        return text
+    }
+}
+
+extension PolicyDocument {
+    /// Checks what the types alone cannot: unique names, known references, sane numbers.
+    public func problems() -> [PolicyProblem] {
+        var problems: [PolicyProblem] = []
+        func add(_ path: [PolicyPathComponent], _ message: String) { problems.append(PolicyProblem(path: path, message: message)) }
+        let namePattern = #"^[a-z0-9][a-z0-9._-]{0,63}$"#
+        var backendNames: Set<String> = []
+        var deploymentNames: [String: String] = [:]
+        for (i, backend) in backends.enumerated() {
+            let at: [PolicyPathComponent] = [.key("backends"), .index(i)]
+            if backend.name.range(of: namePattern, options: .regularExpression) == nil {
+                add(at + [.key("name")], "must be a slug: lower-case letters, digits, '.', '_' or '-'")
+            }
+            if !backendNames.insert(backend.name).inserted { add(at + [.key("name")], "duplicate backend name '\(backend.name)'") }
+            if backend.kind != .mock {
+                if let url = backend.baseURL {
+                    if let parsed = URL(string: url), let scheme = parsed.scheme, ["http", "https"].contains(scheme), parsed.host != nil {
+                    } else {
+                        add(at + [.key("base_url")], "must be an http(s) URL such as https://api.openai.com/v1")
+                    }
+                } else {
+                    add(at + [.key("base_url")], "is required for a backend of kind '\(backend.kind.rawValue)'")
+                }
+            }
+            if let env = backend.credentialEnv, env.range(of: #"^[A-Za-z_][A-Za-z0-9_]*$"#, options: .regularExpression) == nil {
+                add(at + [.key("credential_env")], "must be the name of an environment variable (the key itself never goes in this file)")
+            }
+            if backend.deployments.isEmpty { add(at + [.key("deployments")], "a backend needs at least one entry in 'models' or 'deployments'") }
+            for (j, deployment) in backend.deployments.enumerated() {
+                if let other = deploymentNames[deployment.name] {
+                    add(at + [.key("deployments"), .index(j), .key("name")], "'\(deployment.name)' is already routed to backend '\(other)'")
+                }
+                deploymentNames[deployment.name] = backend.name
+                if deployment.name.isEmpty || deployment.name.contains("/") {
+                    add(at + [.key("deployments"), .index(j), .key("name")], "must be non-empty and contain no '/'")
+                }
+            }
+            if !(1...600).contains(backend.connectTimeoutSeconds) { add(at + [.key("connect_timeout_seconds")], "must be between 1 and 600") }
+            if !(1...3600).contains(backend.readTimeoutSeconds) { add(at + [.key("read_timeout_seconds")], "must be between 1 and 3600") }
+            if !(0...60_000).contains(backend.mockLatencyMilliseconds) { add(at + [.key("mock_latency_ms")], "must be between 0 and 60000") }
+        }
+        var productNames: Set<String> = []
+        for (i, product) in products.enumerated() {
+            let at: [PolicyPathComponent] = [.key("products"), .index(i)]
+            if product.name.range(of: namePattern, options: .regularExpression) == nil {
+                add(at + [.key("name")], "must be a slug: lower-case letters, digits, '.', '_' or '-'")
+            }
+            if !productNames.insert(product.name).inserted { add(at + [.key("name")], "duplicate product name '\(product.name)'") }
+            if let tpm = product.limits.tokensPerMinute, tpm <= 0 { add(at + [.key("limits"), .key("tokens_per_minute")], "must be positive") }
+            if let quota = product.limits.tokenQuota, quota <= 0 { add(at + [.key("limits"), .key("token_quota")], "must be positive") }
+        }
+        var subscriptionIDs: Set<SubscriptionID> = []
+        for (i, subscription) in subscriptions.enumerated() {
+            let at: [PolicyPathComponent] = [.key("subscriptions"), .index(i)]
+            if !SubscriptionID.isValid(subscription.id.rawValue) {
+                add(at + [.key("id")], "must be a slug: lower-case letters, digits, '.', '_' or '-', at most 64 characters")
+            }
+            if !subscriptionIDs.insert(subscription.id).inserted { add(at + [.key("id")], "duplicate subscription id '\(subscription.id)'") }
+            if let product = subscription.product, !productNames.contains(product) {
+                add(at + [.key("product")], "unknown product '\(product)'; products in this file: \(productNames.sorted().joined(separator: ", "))")
+            }
+        }
+        return problems
+    }
+}
+
+/// A key that names one field of a keyed container, for reporting fields nobody asked for.
+struct AnyCodingKey: CodingKey {
+    var stringValue: String
+    var intValue: Int?
+    init(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) {
+        self.stringValue = "\(intValue)"
+        self.intValue = intValue
+    }
+}
+
+extension Decoder {
+    /// Throws when the mapping has a field that `Keys` does not name, so a typo (`cost_centre`) is an error, not a silent default.
+    public func rejectUnknownKeys<Keys: CodingKey & CaseIterable>(_ keys: Keys.Type) throws {
+        let known = Set(Keys.allCases.map(\.stringValue))
+        let container = try self.container(keyedBy: AnyCodingKey.self)
+        for key in container.allKeys where !known.contains(key.stringValue) {
+            throw DecodingError.dataCorrupted(.init(
+                codingPath: codingPath + [key],
+                debugDescription: "unknown field '\(key.stringValue)'; expected one of: \(known.sorted().joined(separator: ", "))"))
+        }
+    }
+}

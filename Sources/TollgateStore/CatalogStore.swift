@@ -1,0 +1,184 @@
+import Foundation
+import Logging
+import PostgresNIO
+import TollgateCore
+
+/// Everything the gateway needs to route and authenticate, read in one go and held in memory by each instance.
+public struct CatalogSnapshot: Sendable {
+    public struct Backend: Sendable, Hashable {
+        public var spec: BackendSpec
+    }
+    public struct Route: Sendable, Hashable {
+        public var backend: String
+        public var deployment: String
+        public var model: String
+    }
+    public struct Subscription: Sendable, Hashable {
+        public var id: SubscriptionID
+        public var displayName: String?
+        public var team: String?
+        public var costCenter: String?
+        public var product: String?
+        public var state: SubscriptionState
+        public var stateReason: String?
+    }
+    public struct Key: Sendable, Hashable {
+        public var id: UUID
+        public var subscription: SubscriptionID
+        public var slot: String
+        public var hash: [UInt8]
+    }
+
+    public var backends: [String: BackendSpec] = [:]
+    /// Routable name → backend, deployment and upstream model.
+    public var routes: [String: Route] = [:]
+    public var products: [String: ProductSpec] = [:]
+    public var subscriptions: [SubscriptionID: Subscription] = [:]
+    /// Live (unrevoked) keys by their SHA-256.
+    public var keys: [[UInt8]: Key] = [:]
+    public var loadedAt: Date = .distantPast
+
+    public init() {}
+}
+
+/// Reads and writes backends, products and subscriptions: what `tollgate apply` manages.
+public struct CatalogStore: Sendable {
+    public let client: PostgresClient
+
+    public init(client: PostgresClient) { self.client = client }
+
+    public func snapshot(logger: Logger) async throws -> CatalogSnapshot {
+        var snapshot = CatalogSnapshot()
+        let backendRows = try await client.query("""
+            SELECT name, kind, base_url, credential_env, api_version, connect_timeout_seconds, read_timeout_seconds, mock_latency_ms FROM backends
+            """, logger: logger)
+        for try await (name, kind, baseURL, credentialEnv, apiVersion, connect, read, latency) in backendRows.decode(
+            (String, String, String?, String?, String?, Int, Int, Int).self)
+        {
+            snapshot.backends[name] = BackendSpec(
+                name: name, kind: BackendKind(rawValue: kind) ?? .mock, baseURL: baseURL, credentialEnv: credentialEnv, apiVersion: apiVersion,
+                deployments: [], connectTimeoutSeconds: connect, readTimeoutSeconds: read, mockLatencyMilliseconds: latency)
+        }
+        for try await (name, backend, model) in try await client.query(
+            "SELECT name, backend, model FROM backend_deployments ORDER BY name", logger: logger
+        ).decode((String, String, String).self) {
+            snapshot.routes[name] = .init(backend: backend, deployment: name, model: model)
+            snapshot.backends[backend]?.deployments.append(DeploymentSpec(name: name, model: model))
+        }
+        for try await (name, displayName, tpm, quota, period) in try await client.query(
+            "SELECT name, display_name, tokens_per_minute, token_quota, quota_period FROM products", logger: logger
+        ).decode((String, String?, Int?, Int?, String).self) {
+            snapshot.products[name] = ProductSpec(
+                name: name, displayName: displayName,
+                limits: ProductLimits(tokensPerMinute: tpm, tokenQuota: quota, quotaPeriod: PeriodKind(rawValue: period) ?? .monthly))
+        }
+        for try await (id, displayName, team, costCenter, product, state, reason) in try await client.query(
+            "SELECT id, display_name, team, cost_center, product, state, state_reason FROM subscriptions", logger: logger
+        ).decode((String, String?, String?, String?, String?, String, String?).self) {
+            let subscription = SubscriptionID(id)
+            snapshot.subscriptions[subscription] = .init(
+                id: subscription, displayName: displayName, team: team, costCenter: costCenter, product: product,
+                state: SubscriptionState(rawValue: state) ?? .suspended, stateReason: reason)
+        }
+        for try await (id, subscription, slot, hash) in try await client.query(
+            "SELECT id, subscription_id, slot, key_hash FROM subscription_keys WHERE revoked_at IS NULL", logger: logger
+        ).decode((UUID, String, String, ByteBuffer).self) {
+            let bytes = Array(hash.readableBytesView)
+            snapshot.keys[bytes] = .init(id: id, subscription: SubscriptionID(subscription), slot: slot, hash: bytes)
+        }
+        snapshot.loadedAt = Date()
+        return snapshot
+    }
+
+    /// What `apply` would change, as readable lines (`+ subscription team-a`, `~ backend openai: base_url`).
+    public func plan(_ document: PolicyDocument, logger: Logger) async throws -> [String] {
+        let current = try await snapshot(logger: logger)
+        var lines: [String] = []
+        for backend in document.backends {
+            if let existing = current.backends[backend.name] {
+                var sortedExisting = existing
+                sortedExisting.deployments.sort { $0.name < $1.name }
+                var sortedNew = backend
+                sortedNew.deployments.sort { $0.name < $1.name }
+                if sortedExisting != sortedNew { lines.append("~ backend \(backend.name)") }
+            } else {
+                lines.append("+ backend \(backend.name) (\(backend.kind.rawValue), \(backend.deployments.count) deployment(s))")
+            }
+        }
+        for name in Set(current.backends.keys).subtracting(document.backends.map(\.name)).sorted() {
+            lines.append("- backend \(name)")
+        }
+        for product in document.products {
+            if let existing = current.products[product.name] {
+                if existing != product { lines.append("~ product \(product.name)") }
+            } else {
+                lines.append("+ product \(product.name)")
+            }
+        }
+        for subscription in document.subscriptions {
+            if let existing = current.subscriptions[subscription.id] {
+                let unchanged = existing.displayName == subscription.displayName && existing.team == subscription.team
+                    && existing.costCenter == subscription.costCenter && existing.product == subscription.product && existing.state == subscription.state
+                if !unchanged { lines.append("~ subscription \(subscription.id)") }
+            } else {
+                lines.append("+ subscription \(subscription.id)")
+            }
+        }
+        return lines
+    }
+
+    /// Writes the document in one transaction. Backends not in the document are removed (nothing references them
+    /// but routing); products and subscriptions are upserted and never deleted, since usage history names them.
+    public func apply(_ document: PolicyDocument, logger: Logger) async throws {
+        try await client.withTransaction(logger: logger) { tx in
+            let names = document.backends.map(\.name)
+            try await tx.query("DELETE FROM backends WHERE NOT (name = ANY(\(names)))", logger: logger)
+            for backend in document.backends {
+                try await tx.query("""
+                    INSERT INTO backends (name, kind, base_url, credential_env, api_version, connect_timeout_seconds, read_timeout_seconds, mock_latency_ms)
+                    VALUES (\(backend.name), \(backend.kind.rawValue), \(backend.baseURL), \(backend.credentialEnv), \(backend.apiVersion),
+                            \(backend.connectTimeoutSeconds), \(backend.readTimeoutSeconds), \(backend.mockLatencyMilliseconds))
+                    ON CONFLICT (name) DO UPDATE SET kind = EXCLUDED.kind, base_url = EXCLUDED.base_url, credential_env = EXCLUDED.credential_env,
+                        api_version = EXCLUDED.api_version, connect_timeout_seconds = EXCLUDED.connect_timeout_seconds,
+                        read_timeout_seconds = EXCLUDED.read_timeout_seconds, mock_latency_ms = EXCLUDED.mock_latency_ms, updated_at = now()
+                    """, logger: logger)
+                try await tx.query("DELETE FROM backend_deployments WHERE backend = \(backend.name)", logger: logger)
+            }
+            for backend in document.backends {
+                for deployment in backend.deployments {
+                    try await tx.query(
+                        "INSERT INTO backend_deployments (name, backend, model) VALUES (\(deployment.name), \(backend.name), \(deployment.model))",
+                        logger: logger)
+                }
+            }
+            for product in document.products {
+                try await tx.query("""
+                    INSERT INTO products (name, display_name, tokens_per_minute, token_quota, quota_period)
+                    VALUES (\(product.name), \(product.displayName), \(product.limits.tokensPerMinute), \(product.limits.tokenQuota), \(product.limits.quotaPeriod.rawValue))
+                    ON CONFLICT (name) DO UPDATE SET display_name = EXCLUDED.display_name, tokens_per_minute = EXCLUDED.tokens_per_minute,
+                        token_quota = EXCLUDED.token_quota, quota_period = EXCLUDED.quota_period, updated_at = now()
+                    """, logger: logger)
+            }
+            for s in document.subscriptions {
+                // A state written by the rules engine or an admin is only overwritten when the file changes it explicitly.
+                try await tx.query("""
+                    INSERT INTO subscriptions (id, display_name, team, cost_center, product, state, state_actor)
+                    VALUES (\(s.id.rawValue), \(s.displayName), \(s.team), \(s.costCenter), \(s.product), \(s.state.rawValue), 'config')
+                    ON CONFLICT (id) DO UPDATE SET display_name = EXCLUDED.display_name, team = EXCLUDED.team, cost_center = EXCLUDED.cost_center,
+                        product = EXCLUDED.product, updated_at = now()
+                    """, logger: logger)
+            }
+        }
+    }
+
+    /// Sets a subscription's state, recording who did it and why.
+    /// - Returns: false when no such subscription exists.
+    @discardableResult
+    public func setState(_ id: SubscriptionID, to state: SubscriptionState, reason: String?, actor: String, logger: Logger) async throws -> Bool {
+        let rows = try await client.query("""
+            UPDATE subscriptions SET state = \(state.rawValue), state_reason = \(reason), state_actor = \(actor), updated_at = now()
+            WHERE id = \(id.rawValue) RETURNING id
+            """, logger: logger)
+        return try await rows.collect().count == 1
+    }
+}

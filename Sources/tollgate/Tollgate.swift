@@ -1,0 +1,3 @@
+import ArgumentParser
+import TollgateServer
+@main struct Tollgate: ParsableCommand { func run() {} }
