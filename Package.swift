@@ -47,6 +47,10 @@ let package = Package(
             ],
             // The target spans the package root so that the top-level `sql/` folder ships inside the binary's bundle.
             path: ".",
+            exclude: [
+                "Sources/TollgateCore", "Sources/TollgateGateway", "Sources/TollgateRules", "Sources/TollgateReports", "Sources/TollgateServer",
+                "Sources/tollgate", "Tests", "examples", "docs", "bench", "dashboards", "README.md",
+            ],
             sources: ["Sources/TollgateStore"],
             resources: [.copy("sql")],
             swiftSettings: settings
@@ -61,6 +65,7 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: settings
@@ -92,6 +97,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
@@ -99,7 +105,14 @@ let package = Package(
         ),
         .executableTarget(
             name: "tollgate",
-            dependencies: ["TollgateServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "TollgateServer", "TollgateCore", "TollgateStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
             swiftSettings: settings
         ),
         // Shared test support: the throwaway PostgreSQL cluster, template databases, a fake OpenAI upstream.

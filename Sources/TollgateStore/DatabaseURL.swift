@@ -71,6 +71,20 @@ public struct DatabaseLocation: Sendable, Hashable, CustomStringConvertible {
         return Secret(components.string ?? "")
     }
 
+    /// For a dedicated connection (LISTEN, session advisory locks) outside the pool.
+    public func connectionConfiguration() -> PostgresConnection.Configuration {
+        let tls: PostgresConnection.Configuration.TLS
+        switch sslMode {
+        case .disable: tls = .disable
+        case .prefer: tls = .prefer(try! .init(configuration: .makeClientConfiguration()))
+        case .require: tls = .require(try! .init(configuration: .makeClientConfiguration()))
+        }
+        var configuration = PostgresConnection.Configuration(
+            host: host, port: port, username: username, password: password?.value, database: database, tls: tls)
+        configuration.options.connectTimeout = .seconds(5)
+        return configuration
+    }
+
     public func clientConfiguration(maximumConnections: Int = 20) -> PostgresClient.Configuration {
         let tls: PostgresClient.Configuration.TLS
         switch sslMode {

@@ -1,3 +1,21 @@
 import ArgumentParser
-import TollgateServer
-@main struct Tollgate: ParsableCommand { func run() {} }
+
+@main
+struct Tollgate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tollgate",
+        abstract: "Meter, bound and bill LLM usage: an OpenAI-compatible metering gateway with budgets and chargeback.",
+        discussion: """
+            Quick start (no database needed: Tollgate runs its own PostgreSQL under ./.tollgate):
+              tollgate serve --config examples/tollgate.yaml
+              tollgate keys create --subscription team-search-prod
+              curl http://127.0.0.1:8080/v1/chat/completions -H "Authorization: Bearer <key>" \\
+                   -H "Content-Type: application/json" -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
+
+            Set DATABASE_URL=postgres://USER:PASS@HOST:5432/DB to use an existing PostgreSQL instead.
+            Every command accepts --help.
+            """,
+        version: "0.1.0",
+        subcommands: [ServeCommand.self, MigrateCommand.self, ApplyCommand.self, ValidateCommand.self, KeysCommand.self]
+    )
+}

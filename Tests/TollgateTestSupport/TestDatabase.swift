@@ -117,18 +117,24 @@ enum ClusterCleanup {
     static func register(_ cluster: EmbeddedPostgres) {
         Self.cluster = cluster
         atexit {
-            guard let cluster = ClusterCleanup.cluster else { return }
-            try? cluster.stop()
-            try? FileManager.default.removeItem(at: cluster.baseDirectory)
+            // No child processes at exit: signal the postmaster directly (SIGINT is a fast shutdown).
+            guard let cluster = ClusterCleanup.cluster,
+                let pidFile = try? String(contentsOf: cluster.dataDirectory.appendingPathComponent("postmaster.pid"), encoding: .utf8),
+                let pid = pidFile.split(separator: "\n").first.flatMap({ Int32($0) })
+            else { return }
+            kill(pid, SIGINT)
         }
     }
 }
 
-/// Gives each suite its own database, cloned from the migrated template in milliseconds.
-public struct FreshDatabase: SuiteTrait, TestScoping {
-    public var isRecursive: Bool { false }
+/// Gives each suite (or, with `perTest`, each test) its own database, cloned from the migrated template in milliseconds.
+public struct FreshDatabase: SuiteTrait, TestTrait, TestScoping {
+    /// One database per test instead of one per suite.
+    public var perTest = false
+    public var isRecursive: Bool { perTest }
 
     public func provideScope(for test: Test, testCase: Test.Case?, performing body: @Sendable () async throws -> Void) async throws {
+        if perTest && test.isSuite { return try await body() }
         let name = "tollgate_test_\(UInt32.random(in: .min ... .max))"  // generated here, so `unescaped:` is safe
         try await TestDatabase.createFromTemplate(name)
         do {
@@ -144,4 +150,6 @@ public struct FreshDatabase: SuiteTrait, TestScoping {
 extension Trait where Self == FreshDatabase {
     /// A database of the suite's own, cloned from the migrated template.
     public static var freshDatabase: Self { .init() }
+    /// A database of each test's own: for tests that each need an empty one.
+    public static var freshDatabasePerTest: Self { .init(perTest: true) }
 }

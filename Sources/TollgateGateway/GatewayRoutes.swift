@@ -1,0 +1,384 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Logging
+import Hummingbird
+import Logging
+import Metrics
+import NIOCore
+import NIOHTTP1
+import TollgateCore
+import TollgateStore
+
+/// Settings of the metering proxy.
+public struct GatewayConfiguration: Sendable {
+    /// Largest request body accepted, in bytes.
+    public var maximumRequestBytes: Int = 32 << 20
+    /// Largest non-streamed upstream reply read, in bytes.
+    public var maximumResponseBytes: Int = 64 << 20
+    /// Environment that backend `credential_env` names are looked up in.
+    public var credentials: [String: String] = [:]
+
+    public init(maximumRequestBytes: Int = 32 << 20, maximumResponseBytes: Int = 64 << 20, credentials: [String: String] = [:]) {
+        self.maximumRequestBytes = maximumRequestBytes
+        self.maximumResponseBytes = maximumResponseBytes
+        self.credentials = credentials
+    }
+}
+
+/// The OpenAI- and Azure-OpenAI-compatible routes: authenticate the subscription key, forward to the backend that
+/// serves the model, and record exactly what the reply says was used.
+public struct GatewayRoutes: Sendable {
+    let catalog: GatewayCatalog
+    let writer: UsageWriter
+    let upstream: UpstreamClients
+    let configuration: GatewayConfiguration
+
+    public init(catalog: GatewayCatalog, writer: UsageWriter, upstream: UpstreamClients, configuration: GatewayConfiguration) {
+        self.catalog = catalog
+        self.writer = writer
+        self.upstream = upstream
+        self.configuration = configuration
+    }
+
+    public func register<Context: RequestContext>(on router: Router<Context>) {
+        let group = router.group().add(middleware: OpenAIErrorMiddleware<Context>())
+        for operation in OpenAIOperation.allCases {
+            group.post("v1/\(operation.pathSuffix)") { request, context in
+                try await proxy(operation, deployment: nil, request: request, context: context)
+            }
+            if operation != .responses {
+                group.post("openai/deployments/:deployment/\(operation.pathSuffix)") { request, context in
+                    try await proxy(operation, deployment: try context.parameters.require("deployment"), request: request, context: context)
+                }
+            }
+        }
+        group.get("v1/models") { request, context in try await models(request: request, context: context) }
+    }
+
+    // MARK: - Authentication
+
+    struct Caller {
+        var key: CatalogSnapshot.Key
+        var subscription: CatalogSnapshot.Subscription
+        var snapshot: CatalogSnapshot
+    }
+
+    /// The key may come as `api-key`, `Ocp-Apim-Subscription-Key` or `Authorization: Bearer`.
+    func authenticate(_ headers: HTTPFields) async throws -> Caller {
+        var presented = headers[.apiKey] ?? headers[.apimSubscriptionKey]
+        if presented == nil, let authorization = headers[.authorization] {
+            let parts = authorization.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "bearer" { presented = String(parts[1]).trimmingCharacters(in: .whitespaces) }
+        }
+        guard let presented, !presented.isEmpty else { throw GatewayError.missingKey }
+        guard let (key, snapshot) = await catalog.key(forHash: KeyStore.hash(presented)),
+            let subscription = snapshot.subscriptions[key.subscription]
+        else { throw GatewayError.invalidKey }
+        guard subscription.state == .active else {
+            throw GatewayError.subscriptionInactive(subscription.id, state: subscription.state, reason: subscription.stateReason)
+        }
+        return Caller(key: key, subscription: subscription, snapshot: snapshot)
+    }
+
+    func models(request: Request, context: some RequestContext) async throws -> Response {
+        let caller = try await authenticate(request.headers)
+        let data: [[String: Any]] = caller.snapshot.routes.values.sorted { $0.deployment < $1.deployment }.map {
+            ["id": $0.deployment, "object": "model", "created": 0, "owned_by": $0.backend]
+        }
+        return jsonResponse(status: .ok, object: ["object": "list", "data": data], requestID: UUIDv7.make())
+    }
+
+    // MARK: - Proxy
+
+    /// What a usage row needs to know about the request, gathered before the reply arrives.
+    struct Metering: Sendable {
+        var requestID: UUID
+        var startedAt: Date
+        var subscription: CatalogSnapshot.Subscription
+        var backend: String
+        var deployment: String
+        var requestedModel: String
+        var operation: OpenAIOperation
+        var streamed: Bool
+        var estimatedPromptTokens: Int
+
+        func event(status: Int, responseID: String?, model: String?, usage: TokenUsage, source: UsageSource) -> UsageEvent {
+            UsageEvent(
+                requestID: requestID, responseID: responseID, startedAt: startedAt, endedAt: Date(), subscription: subscription.id,
+                product: subscription.product, team: subscription.team, costCenter: subscription.costCenter, backend: backend,
+                deployment: deployment, model: model ?? requestedModel, route: operation.rawValue, httpStatus: status, streamed: streamed,
+                usage: usage, usageSource: source)
+        }
+    }
+
+    func proxy(_ operation: OpenAIOperation, deployment pathDeployment: String?, request: Request, context: some RequestContext) async throws -> Response {
+        let startedAt = Date()
+        let requestID = UUIDv7.make(at: startedAt)
+        var logger = context.logger
+        logger[metadataKey: "tollgate.request_id"] = "\(requestID)"
+        let caller = try await authenticate(request.headers)
+        logger[metadataKey: "subscription.id"] = "\(caller.subscription.id)"
+
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: configuration.maximumRequestBytes)
+        } catch {
+            throw GatewayError.bodyTooLarge
+        }
+        guard var json = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] else {
+            throw GatewayError.invalidRequest("The request body must be a JSON object.")
+        }
+        guard let routeName = pathDeployment ?? (json["model"] as? String), !routeName.isEmpty else {
+            throw GatewayError.invalidRequest("The request must name a model (`model`).", param: "model")
+        }
+        guard let route = caller.snapshot.routes[routeName], let backend = caller.snapshot.backends[route.backend] else {
+            throw GatewayError.unknownDeployment(routeName)
+        }
+        let streamed = (json["stream"] as? Bool) ?? false
+        var rewritten = false
+        if backend.kind != .azure, (json["model"] as? String) != route.model {
+            json["model"] = route.model
+            rewritten = true
+        }
+        // Streamed replies report usage only in a last chunk, and only if the request set stream_options.include_usage;
+        // the gateway sets it and hides that chunk again if the client had not asked for it.
+        var injectedUsage = false
+        if streamed && operation.needsIncludeUsage {
+            var options = (json["stream_options"] as? [String: Any]) ?? [:]
+            if (options["include_usage"] as? Bool) != true {
+                options["include_usage"] = true
+                json["stream_options"] = options
+                injectedUsage = true
+                rewritten = true
+            }
+        }
+        let metering = Metering(
+            requestID: requestID, startedAt: startedAt, subscription: caller.subscription, backend: backend.name, deployment: route.deployment,
+            requestedModel: route.model, operation: operation, streamed: streamed,
+            estimatedPromptTokens: UsageExtraction.estimatedPromptTokens(request: json))
+
+        if backend.kind == .mock {
+            return try await mockReply(operation, backend: backend, model: route.model, json: json, metering: metering, injectedUsage: injectedUsage)
+        }
+        let forwardBody = rewritten ? ByteBuffer(data: try JSONSerialization.data(withJSONObject: json)) : body
+        return try await forward(
+            operation, backend: backend, route: route, body: forwardBody, request: request, metering: metering,
+            injectedUsage: injectedUsage, logger: logger)
+    }
+
+    func forward(
+        _ operation: OpenAIOperation, backend: BackendSpec, route: CatalogSnapshot.Route, body: ByteBuffer, request: Request,
+        metering: Metering, injectedUsage: Bool, logger: Logger
+    ) async throws -> Response {
+        guard let base = backend.baseURL?.trimmingSuffix("/") else { throw GatewayError.backendMisconfigured }
+        var credential: String?
+        if let env = backend.credentialEnv {
+            guard let value = configuration.credentials[env], !value.isEmpty else {
+                logger.error("Backend credential missing", metadata: ["backend": "\(backend.name)", "backend.credential_env": "\(env)"])
+                throw GatewayError.backendMisconfigured
+            }
+            credential = value
+        }
+        var url: String
+        switch backend.kind {
+        case .azure:
+            let apiVersion = request.uri.queryParameters["api-version"].map(String.init) ?? backend.apiVersion ?? "2024-10-21"
+            let encodedVersion = apiVersion.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? apiVersion
+            let deployment = route.deployment.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? route.deployment
+            url = operation == .responses
+                ? "\(base)/openai/responses?api-version=\(encodedVersion)"
+                : "\(base)/openai/deployments/\(deployment)/\(operation.pathSuffix)?api-version=\(encodedVersion)"
+        case .openai, .mock:
+            url = "\(base)/\(operation.pathSuffix)"
+        }
+        var upstreamRequest = HTTPClientRequest(url: url)
+        upstreamRequest.method = .POST
+        for field in request.headers where !UpstreamHeaders.droppedRequestHeaders.contains(field.name.canonicalName) {
+            upstreamRequest.headers.add(name: field.name.rawName, value: field.value)
+        }
+        upstreamRequest.headers.replaceOrAdd(name: "content-type", value: "application/json")
+        // Identity encoding, so the gateway can read usage out of the reply.
+        upstreamRequest.headers.replaceOrAdd(name: "accept-encoding", value: "identity")
+        if let credential {
+            if backend.kind == .azure {
+                upstreamRequest.headers.replaceOrAdd(name: "api-key", value: credential)
+            } else {
+                upstreamRequest.headers.replaceOrAdd(name: "authorization", value: "Bearer \(credential)")
+            }
+        }
+        upstreamRequest.body = .bytes(body)
+
+        let client = upstream.client(connectTimeoutSeconds: backend.connectTimeoutSeconds, readTimeoutSeconds: backend.readTimeoutSeconds)
+        let response: HTTPClientResponse
+        do {
+            // The client's read timeout bounds each wait for bytes; the deadline only stops a reply that never ends.
+            response = try await client.execute(upstreamRequest, timeout: .hours(2), logger: logger)
+        } catch {
+            let failure = UpstreamFailure(error)
+            logger.warning("Upstream request failed", metadata: ["backend": "\(backend.name)", "error": "\(error)"])
+            writer.record(metering.event(status: Int(failure.gatewayError.status.code), responseID: nil, model: nil, usage: .zero, source: .missing))
+            count(metering, status: Int(failure.gatewayError.status.code))
+            var gatewayError = failure.gatewayError
+            gatewayError.headers[.xRequestID] = metering.requestID.lowercasedString
+            throw gatewayError
+        }
+
+        var headers = HTTPFields()
+        for header in response.headers where !UpstreamHeaders.droppedResponseHeaders.contains(header.name.lowercased()) {
+            if let name = HTTPField.Name(header.name) { headers.append(HTTPField(name: name, value: header.value)) }
+        }
+        headers[.xRequestID] = metering.requestID.lowercasedString
+        let status = HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)
+        let isEventStream = response.headers.first(name: "content-type")?.lowercased().hasPrefix("text/event-stream") ?? false
+
+        if !isEventStream {
+            let bytes: ByteBuffer
+            do {
+                bytes = try await response.body.collect(upTo: configuration.maximumResponseBytes)
+            } catch {
+                let failure = UpstreamFailure(error)
+                writer.record(metering.event(status: Int(failure.gatewayError.status.code), responseID: nil, model: nil, usage: .zero, source: .missing))
+                count(metering, status: Int(failure.gatewayError.status.code))
+                throw failure.gatewayError
+            }
+            record(status: Int(response.status.code), body: bytes, metering: metering)
+            return Response(status: status, headers: headers, body: .init(byteBuffer: bytes))
+        }
+
+        let writer = self.writer
+        let gateway = self
+        return Response(status: status, headers: headers, body: ResponseBody { bodyWriter in
+            var meter = SSEStreamMeter(operation: operation, hideInjectedUsage: injectedUsage)
+            var outcome: UsageSource? = nil
+            var streamError: (any Error)?
+            do {
+                for try await chunk in response.body {
+                    let out = meter.consume(chunk.readableBytesView)
+                    if !out.isEmpty { try await bodyWriter.write(ByteBuffer(bytes: out)) }
+                }
+                let rest = meter.finish()
+                if !rest.isEmpty { try await bodyWriter.write(ByteBuffer(bytes: rest)) }
+                try await bodyWriter.finish(nil)
+            } catch {
+                // The client went away or the upstream broke off: what was generated so far is estimated.
+                outcome = meter.contentEvents > 0 ? .estimated : .missing
+                streamError = error
+                logger.info("Stream ended early", metadata: ["error": "\(error)", "stream.content_events": "\(meter.contentEvents)"])
+            }
+            let event: UsageEvent
+            if let usage = meter.usage {
+                event = metering.event(status: Int(response.status.code), responseID: meter.responseID, model: meter.model, usage: usage, source: .reported)
+            } else {
+                let source = outcome ?? (meter.contentEvents > 0 ? .estimated : .missing)
+                let usage = source == .missing && meter.contentEvents == 0 && !(200..<300).contains(Int(response.status.code))
+                    ? TokenUsage.zero
+                    : TokenUsage(promptTokens: metering.estimatedPromptTokens, completionTokens: meter.contentEvents)
+                event = metering.event(status: Int(response.status.code), responseID: meter.responseID, model: meter.model, usage: usage,
+                                       source: source == .missing && usage != .zero ? .estimated : source)
+            }
+            writer.record(event)
+            gateway.count(metering, status: Int(response.status.code), usage: event.usage)
+            // Close the client's connection too: a cut-off stream must not look complete.
+            if let streamError { throw streamError }
+        })
+    }
+
+    /// Records the usage of a complete (non-streamed) reply.
+    func record(status: Int, body: ByteBuffer, metering: Metering) {
+        let object = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any]
+        let usage = object.flatMap(UsageExtraction.usage(from:))
+        let event: UsageEvent
+        if let usage {
+            event = metering.event(status: status, responseID: object?["id"] as? String, model: object?["model"] as? String, usage: usage, source: .reported)
+        } else if (200..<300).contains(status) {
+            // A success without usage (a backend that never reports it): bill the estimate, marked as such.
+            event = metering.event(
+                status: status, responseID: object?["id"] as? String, model: object?["model"] as? String,
+                usage: TokenUsage(promptTokens: metering.estimatedPromptTokens, completionTokens: 0), source: .estimated)
+        } else {
+            event = metering.event(status: status, responseID: nil, model: nil, usage: .zero, source: .missing)
+        }
+        writer.record(event)
+        count(metering, status: status, usage: event.usage)
+    }
+
+    func mockReply(
+        _ operation: OpenAIOperation, backend: BackendSpec, model: String, json: [String: Any], metering: Metering, injectedUsage: Bool
+    ) async throws -> Response {
+        if backend.mockLatencyMilliseconds > 0 { try await Task.sleep(for: .milliseconds(backend.mockLatencyMilliseconds)) }
+        let id = "mock-\(metering.requestID.uuidString.lowercased())"
+        let created = Int(metering.startedAt.timeIntervalSince1970)
+        if !metering.streamed || operation == .embeddings {
+            let object = MockOpenAI.response(for: operation, model: model, request: json, id: id, created: created)
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            record(status: 200, body: ByteBuffer(data: data), metering: metering)
+            return jsonResponse(status: .ok, data: data, requestID: metering.requestID)
+        }
+        // The mock is asked exactly as an upstream would be (include_usage already set by the gateway), and metered the same way.
+        let events = MockOpenAI.streamEvents(for: operation, model: model, request: json, id: id, created: created)
+        var headers = HTTPFields()
+        headers[.contentType] = "text/event-stream"
+        headers[.xRequestID] = metering.requestID.lowercasedString
+        let writer = self.writer
+        let gateway = self
+        let hide = injectedUsage
+        return Response(status: .ok, headers: headers, body: ResponseBody { bodyWriter in
+            var meter = SSEStreamMeter(operation: operation, hideInjectedUsage: hide)
+            var interrupted = false
+            do {
+                for event in events {
+                    let out = meter.consume(Array(event.utf8))
+                    if !out.isEmpty { try await bodyWriter.write(ByteBuffer(bytes: out)) }
+                }
+                try await bodyWriter.finish(nil)
+            } catch {
+                interrupted = true
+            }
+            let usage = meter.usage ?? TokenUsage(promptTokens: metering.estimatedPromptTokens, completionTokens: meter.contentEvents)
+            let event = metering.event(status: 200, responseID: id, model: model, usage: usage, source: meter.usage != nil && !interrupted ? .reported : .estimated)
+            writer.record(event)
+            gateway.count(metering, status: 200, usage: usage)
+        })
+    }
+
+    func jsonResponse(status: HTTPResponse.Status, object: [String: Any], requestID: UUID) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object)) ?? Data("{}".utf8)
+        return jsonResponse(status: status, data: data, requestID: requestID)
+    }
+
+    func jsonResponse(status: HTTPResponse.Status, data: Data, requestID: UUID) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        headers[.xRequestID] = requestID.lowercasedString
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(data: data)))
+    }
+
+    /// Bounded labels only: route, backend, model (from configuration) and status.
+    func count(_ metering: Metering, status: Int, usage: TokenUsage? = nil) {
+        let dimensions = [("route", metering.operation.rawValue), ("backend", metering.backend), ("model", metering.requestedModel)]
+        Counter(label: "tollgate_requests_total", dimensions: dimensions + [("status", "\(status)")]).increment()
+        Timer(label: "tollgate_request_duration_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds)
+            .recordNanoseconds(Int64(Date().timeIntervalSince(metering.startedAt) * 1_000_000_000))
+        if let usage {
+            Counter(label: "tollgate_tokens_total", dimensions: dimensions + [("kind", "prompt")]).increment(by: usage.promptTokens)
+            Counter(label: "tollgate_tokens_total", dimensions: dimensions + [("kind", "completion")]).increment(by: usage.completionTokens)
+        }
+    }
+}
+
+extension String {
+    func trimmingSuffix(_ suffix: Character) -> String {
+        var text = self
+        while text.last == suffix { text.removeLast() }
+        return text
+    }
+}
+
+extension UUID {
+    var lowercasedString: String { uuidString.lowercased() }
+}
+
+extension ByteBuffer {
+    init(data: Data) { self.init(bytes: data) }
+}

@@ -1,0 +1,198 @@
+import Foundation
+import TollgateCore
+
+/// The OpenAI operations the gateway meters. The raw value is what usage rows call the route.
+public enum OpenAIOperation: String, Sendable, CaseIterable {
+    case chatCompletions = "chat.completions"
+    case completions = "completions"
+    case embeddings = "embeddings"
+    case responses = "responses"
+
+    /// The path below `/v1` (OpenAI) or below `/openai/deployments/{deployment}` (Azure).
+    var pathSuffix: String {
+        switch self {
+        case .chatCompletions: "chat/completions"
+        case .completions: "completions"
+        case .embeddings: "embeddings"
+        case .responses: "responses"
+        }
+    }
+
+    /// Whether a streamed reply carries usage only when asked with `stream_options.include_usage`.
+    var needsIncludeUsage: Bool { self == .chatCompletions || self == .completions }
+}
+
+/// Reads token usage out of OpenAI-shaped JSON. Chat, completions and embeddings use
+/// `prompt_tokens`/`completion_tokens`; the Responses API uses `input_tokens`/`output_tokens`.
+enum UsageExtraction {
+    static func usage(from object: [String: Any]) -> TokenUsage? {
+        guard let usage = object["usage"] as? [String: Any] else { return nil }
+        return tokenUsage(usage)
+    }
+
+    static func tokenUsage(_ usage: [String: Any]) -> TokenUsage? {
+        func int(_ value: Any?) -> Int? { (value as? NSNumber)?.intValue ?? (value as? Int) }
+        let prompt = int(usage["prompt_tokens"]) ?? int(usage["input_tokens"])
+        let completion = int(usage["completion_tokens"]) ?? int(usage["output_tokens"]) ?? 0
+        guard let prompt else { return nil }
+        let promptDetails = (usage["prompt_tokens_details"] ?? usage["input_tokens_details"]) as? [String: Any]
+        let completionDetails = (usage["completion_tokens_details"] ?? usage["output_tokens_details"]) as? [String: Any]
+        return TokenUsage(
+            promptTokens: prompt, completionTokens: completion, totalTokens: int(usage["total_tokens"]) ?? prompt + completion,
+            cachedPromptTokens: int(promptDetails?["cached_tokens"]) ?? 0, reasoningTokens: int(completionDetails?["reasoning_tokens"]) ?? 0)
+    }
+
+    /// A rough prompt size for when the upstream reports nothing: about four characters a token over the text the
+    /// request carries. Rows that use it are marked `estimated`.
+    static func estimatedPromptTokens(request: [String: Any]) -> Int {
+        var characters = 0
+        func visit(_ value: Any) {
+            switch value {
+            case let text as String: characters += text.count
+            case let list as [Any]: list.forEach(visit)
+            case let map as [String: Any]:
+                for (key, inner) in map where key == "content" || key == "text" || key == "input" || key == "prompt" || key == "messages" {
+                    visit(inner)
+                }
+            default: break
+            }
+        }
+        for key in ["messages", "prompt", "input"] { if let value = request[key] { visit(value) } }
+        return max(1, (characters + 3) / 4)
+    }
+}
+
+/// Watches a server-sent-event stream as it passes, event by event: finds the usage, hides the usage-only chunk the
+/// gateway asked for on the client's behalf, and counts content chunks for an estimate if no usage ever comes.
+struct SSEStreamMeter {
+    let operation: OpenAIOperation
+    /// The gateway added `stream_options.include_usage`: strip what the client would not otherwise have seen.
+    let hideInjectedUsage: Bool
+    private var pending: [UInt8] = []
+    private(set) var usage: TokenUsage?
+    private(set) var model: String?
+    private(set) var responseID: String?
+    /// Events that carried generated content: about one token each in OpenAI's streams.
+    private(set) var contentEvents = 0
+    private(set) var sawDone = false
+
+    init(operation: OpenAIOperation, hideInjectedUsage: Bool) {
+        self.operation = operation
+        self.hideInjectedUsage = hideInjectedUsage
+    }
+
+    /// Takes the next bytes from the upstream and returns what to pass to the client: whole events only, so an event
+    /// is never split between what is forwarded and what is held back.
+    mutating func consume(_ bytes: some Collection<UInt8>) -> [UInt8] {
+        pending.append(contentsOf: bytes)
+        var output: [UInt8] = []
+        var start = 0
+        var i = 0
+        while i + 1 < pending.count {
+            // Events end at a blank line: "\n\n" (or "\r\n\r\n", whose last two bytes are "\r\n" after "\n").
+            if pending[i] == 0x0A && (pending[i + 1] == 0x0A || (pending[i + 1] == 0x0D && i + 2 < pending.count && pending[i + 2] == 0x0A)) {
+                let end = pending[i + 1] == 0x0A ? i + 2 : i + 3
+                output.append(contentsOf: process(Array(pending[start..<end])))
+                start = end
+                i = end
+                continue
+            }
+            i += 1
+        }
+        if start > 0 { pending.removeFirst(start) }
+        return output
+    }
+
+    /// Whatever is left when the upstream closes (a last event without its blank line).
+    mutating func finish() -> [UInt8] {
+        guard !pending.isEmpty else { return [] }
+        let rest = pending
+        pending = []
+        return process(rest)
+    }
+
+    private mutating func process(_ event: [UInt8]) -> [UInt8] {
+        guard let data = Self.dataPayload(of: event) else { return event }
+        if data == Array("[DONE]".utf8) {
+            sawDone = true
+            return event
+        }
+        let text = String(decoding: data, as: UTF8.self)
+        if model == nil || responseID == nil || text.contains("\"usage\"") || operation == .responses {
+            if let object = (try? JSONSerialization.jsonObject(with: Data(data))) as? [String: Any] {
+                inspect(object)
+                if hideInjectedUsage, object["usage"] is [String: Any], (object["choices"] as? [Any])?.isEmpty ?? true {
+                    return []  // the usage-only chunk the client did not ask for
+                }
+            }
+        }
+        if Self.carriesContent(text) { contentEvents += 1 }
+        if hideInjectedUsage && text.contains("\"usage\":null") {
+            // With include_usage set, every chunk carries `"usage":null`; without it the client would see no such field.
+            let stripped = text.replacingOccurrences(of: ",\"usage\":null", with: "").replacingOccurrences(of: "\"usage\":null,", with: "")
+            return Self.replacingData(in: event, with: Array(stripped.utf8))
+        }
+        return event
+    }
+
+    private mutating func inspect(_ object: [String: Any]) {
+        switch operation {
+        case .responses:
+            // `response.created` … `response.completed`; the response object sits under "response".
+            if let response = object["response"] as? [String: Any] {
+                if responseID == nil { responseID = response["id"] as? String }
+                if let m = response["model"] as? String { model = m }
+                if let u = UsageExtraction.usage(from: response) { usage = u }
+            }
+        default:
+            if responseID == nil { responseID = object["id"] as? String }
+            if model == nil { model = object["model"] as? String }
+            if let u = UsageExtraction.usage(from: object) { usage = u }
+        }
+    }
+
+    /// Whether a chunk carries generated text: a non-empty `content` (chat), `text` (completions) or `delta` (responses).
+    static func carriesContent(_ text: String) -> Bool {
+        for field in ["\"content\":\"", "\"text\":\"", "\"delta\":\""] {
+            var searchRange = text.startIndex..<text.endIndex
+            while let found = text.range(of: field, range: searchRange) {
+                if found.upperBound < text.endIndex && text[found.upperBound] != "\"" { return true }
+                searchRange = found.upperBound..<text.endIndex
+            }
+        }
+        return false
+    }
+
+    /// The concatenated `data:` lines of one event, or nil if it has none (comments, `event:`-only, keep-alives).
+    static func dataPayload(of event: [UInt8]) -> [UInt8]? {
+        var payload: [UInt8] = []
+        var found = false
+        for line in event.split(separator: 0x0A, omittingEmptySubsequences: true) {
+            var line = Array(line)
+            if line.last == 0x0D { line.removeLast() }
+            guard line.starts(with: Array("data:".utf8)) else { continue }
+            var value = line.dropFirst(5)
+            if value.first == 0x20 { value = value.dropFirst() }
+            if found { payload.append(0x0A) }
+            payload.append(contentsOf: value)
+            found = true
+        }
+        return found ? payload : nil
+    }
+
+    private static func replacingData(in event: [UInt8], with data: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        var replaced = false
+        for line in event.split(separator: 0x0A, omittingEmptySubsequences: false) {
+            if line.starts(with: Array("data:".utf8)) {
+                if !replaced { out.append(contentsOf: Array("data: ".utf8) + data + [0x0A]) }
+                replaced = true
+            } else if !line.isEmpty {
+                out.append(contentsOf: line)
+                out.append(0x0A)
+            }
+        }
+        out.append(0x0A)
+        return out
+    }
+}

@@ -1,0 +1,267 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import PostgresNIO
+import TollgateCore
+import TollgateGateway
+import TollgateStore
+
+/// An admin API error: `{"error": {"code", "message"}}`. Codes are stable; messages are for people.
+public struct AdminError: HTTPResponseError, Sendable {
+    public let status: HTTPResponse.Status
+    public let code: String
+    public let message: String
+
+    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var response = try JSONEncoder().encodeResponse(AdminErrorEnvelope(error: ["code": code, "message": message]))
+        response.status = status
+        return response
+    }
+
+    static let unauthorized = AdminError(.unauthorized, "unauthorized", "Send the admin token as `Authorization: Bearer <token>`.")
+    static func notFound(_ what: String) -> AdminError { AdminError(.notFound, "not_found", what) }
+    static func invalid(_ message: String) -> AdminError { AdminError(.badRequest, "invalid_request", message) }
+}
+
+struct AdminErrorEnvelope: Encodable {
+    let error: [String: String]
+}
+
+/// Checks the admin bearer token (constant time) and turns unexpected errors into a generic 500 after logging them.
+struct AdminMiddleware<Context: RequestContext>: RouterMiddleware {
+    let token: [UInt8]
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let presented = request.headers[.authorization].flatMap { header -> String? in
+            let parts = header.split(separator: " ", maxSplits: 1)
+            return parts.count == 2 && parts[0].lowercased() == "bearer" ? String(parts[1]) : nil
+        }
+        guard let presented, Self.equal(Array(presented.utf8), token) else { throw AdminError.unauthorized }
+        do {
+            return try await next(request, context)
+        } catch let error as AdminError {
+            throw error
+        } catch let error as HTTPError {
+            throw AdminError(error.status, error.status == .notFound ? "not_found" : "invalid_request", error.body ?? "Invalid request.")
+        } catch let error as DecodingError {
+            throw AdminError.invalid("The request body is not valid: \(AdminAPI.describe(error))")
+        } catch {
+            context.logger.error("Admin request failed", metadata: ["error": "\(String(reflecting: error))"])
+            throw AdminError(.internalServerError, "internal_error", "The request failed; see the server log for request id \(context.id).")
+        }
+    }
+
+    static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for i in 0..<a.count { difference |= a[i] ^ b[i] }
+        return difference == 0
+    }
+}
+
+/// `/admin/v1`: what the platform team scripts against. docs/openapi.yaml describes every route.
+public struct AdminAPI: Sendable {
+    let token: Secret
+    let postgres: PostgresClient
+    let catalog: GatewayCatalog
+    let database: DatabaseLocation
+    let logger: Logger
+
+    func register(on router: Router<BasicRequestContext>) {
+        let admin = router.group("admin/v1").add(middleware: AdminMiddleware(token: Array(token.value.utf8)))
+        let catalogStore = CatalogStore(client: postgres)
+        let keys = KeyStore(client: postgres)
+
+        admin.get("subscriptions") { _, context -> [SubscriptionView] in
+            let snapshot = try await catalogStore.snapshot(logger: context.logger)
+            return snapshot.subscriptions.values.sorted { $0.id < $1.id }.map(SubscriptionView.init)
+        }
+        admin.get("subscriptions/:id") { _, context -> SubscriptionView in
+            let id = SubscriptionID(try context.parameters.require("id"))
+            guard let subscription = try await catalogStore.snapshot(logger: context.logger).subscriptions[id] else {
+                throw AdminError.notFound("No subscription '\(id)'.")
+            }
+            return SubscriptionView(subscription)
+        }
+        admin.patch("subscriptions/:id") { request, context -> SubscriptionView in
+            let id = SubscriptionID(try context.parameters.require("id"))
+            let change = try await request.decode(as: SubscriptionPatch.self, context: context)
+            guard change.state != .cancelled || change.reason != nil else { throw AdminError.invalid("Cancelling a subscription needs a `reason`.") }
+            let actor = "admin:\(change.actor ?? "api")"
+            guard try await catalogStore.setState(id, to: change.state, reason: change.reason, actor: actor, logger: context.logger) else {
+                throw AdminError.notFound("No subscription '\(id)'.")
+            }
+            context.logger.info("Subscription state changed", metadata: ["subscription.id": "\(id)", "subscription.state": "\(change.state.rawValue)", "actor": "\(actor)"])
+            await catalog.refresh()
+            guard let subscription = catalog.snapshot.subscriptions[id] else { throw AdminError.notFound("No subscription '\(id)'.") }
+            return SubscriptionView(subscription)
+        }
+        admin.post("subscriptions/:id/keys") { request, context -> EditedResponse<CreatedKey> in
+            let id = SubscriptionID(try context.parameters.require("id"))
+            let body = try? await request.decode(as: KeyRequest.self, context: context)
+            let slot = body?.slot ?? .primary
+            do {
+                let (key, info) = try await keys.create(for: id, slot: slot, logger: context.logger)
+                context.logger.info("Subscription key created", metadata: ["subscription.id": "\(id)", "key.id": "\(info.id)"])
+                return EditedResponse(status: .created, response: CreatedKey(key: key, info: info))
+            } catch let error as KeyStoreError {
+                switch error {
+                case .unknownSubscription: throw AdminError.notFound(error.description)
+                default: throw AdminError(.conflict, "slot_taken", error.description)
+                }
+            }
+        }
+        admin.get("keys") { request, context -> [SubscriptionKeyInfo] in
+            let subscription = request.uri.queryParameters["subscription"].map { SubscriptionID(String($0)) }
+            let includeRevoked = request.uri.queryParameters["include_revoked"] == "true"
+            return try await keys.list(subscription: subscription, includeRevoked: includeRevoked, logger: context.logger)
+        }
+        admin.delete("keys/:key") { _, context -> SubscriptionKeyInfo in
+            do {
+                let info = try await keys.revoke(try context.parameters.require("key"), logger: context.logger)
+                context.logger.info("Subscription key revoked", metadata: ["subscription.id": "\(info.subscription)", "key.id": "\(info.id)"])
+                await catalog.refresh()
+                return info
+            } catch let error as KeyStoreError {
+                throw AdminError.notFound(error.description)
+            }
+        }
+        admin.post("apply") { request, context -> ApplyResult in
+            let body = try await request.body.collect(upTo: 4 << 20)
+            let text = String(buffer: body)
+            let document: PolicyDocument
+            do {
+                document = try PolicyFile.parse(text, file: "request body")
+            } catch let error as PolicyFileError {
+                throw AdminError(.unprocessableContent, "invalid_configuration", error.description)
+            }
+            let dryRun = request.uri.queryParameters["dry_run"] == "true"
+            let changes = try await catalogStore.plan(document, logger: context.logger)
+            if !dryRun {
+                try await catalogStore.apply(document, logger: context.logger)
+                await catalog.refresh()
+            }
+            return ApplyResult(applied: !dryRun, changes: changes)
+        }
+        admin.get("usage/summary") { request, context -> [UsageSummaryRow] in
+            let from = try Self.instant(request.uri.queryParameters["from"], name: "from") ?? BillingPeriod.containing(Date(), kind: .monthly).start
+            let to = try Self.instant(request.uri.queryParameters["to"], name: "to") ?? Date.distantFuture
+            let subscription = request.uri.queryParameters["subscription"].map(String.init)
+            return try await UsageSummaryRow.load(client: postgres, from: from, to: to, subscription: subscription, logger: context.logger)
+        }
+    }
+
+    static func instant(_ text: Substring?, name: String) throws -> Date? {
+        guard let text else { return nil }
+        guard let date = Date(iso8601: String(text)) else { throw AdminError.invalid("`\(name)` must be an RFC 3339 timestamp such as 2026-11-01T00:00:00Z.") }
+        return date
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        switch error {
+        case .keyNotFound(let key, _): "missing field `\(key.stringValue)`"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+            context.codingPath.isEmpty ? "not valid JSON" : "field `\(context.codingPath.map(\.stringValue).joined(separator: "."))` is not valid"
+        @unknown default: "not valid"
+        }
+    }
+}
+
+struct SubscriptionView: ResponseEncodable {
+    var id: String
+    var displayName: String?
+    var team: String?
+    var costCenter: String?
+    var product: String?
+    var state: String
+    var stateReason: String?
+
+    init(_ s: CatalogSnapshot.Subscription) {
+        id = s.id.rawValue
+        displayName = s.displayName
+        team = s.team
+        costCenter = s.costCenter
+        product = s.product
+        state = s.state.rawValue
+        stateReason = s.stateReason
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, team, product, state
+        case displayName = "display_name"
+        case costCenter = "cost_center"
+        case stateReason = "state_reason"
+    }
+}
+
+struct SubscriptionPatch: Decodable {
+    var state: SubscriptionState
+    var reason: String?
+    var actor: String?
+}
+
+struct KeyRequest: Decodable {
+    var slot: KeySlot?
+}
+
+struct CreatedKey: ResponseEncodable {
+    /// Shown once; only its hash is stored.
+    var key: String
+    var info: SubscriptionKeyInfo
+}
+
+extension SubscriptionKeyInfo: ResponseEncodable {}
+
+struct ApplyResult: ResponseEncodable {
+    var applied: Bool
+    var changes: [String]
+}
+
+struct UsageSummaryRow: ResponseEncodable {
+    var subscriptionID: String
+    var model: String
+    var usageSource: String
+    var requests: Int
+    var promptTokens: Int
+    var completionTokens: Int
+    var totalTokens: Int
+    var cachedTokens: Int
+    var reasoningTokens: Int
+
+    enum CodingKeys: String, CodingKey {
+        case model, requests
+        case subscriptionID = "subscription_id"
+        case usageSource = "usage_source"
+        case promptTokens = "prompt_tokens"
+        case completionTokens = "completion_tokens"
+        case totalTokens = "total_tokens"
+        case cachedTokens = "cached_tokens"
+        case reasoningTokens = "reasoning_tokens"
+    }
+
+    /// From the hourly rollup: `from` and `to` are rounded down to the hour.
+    static func load(client: PostgresClient, from: Date, to: Date, subscription: String?, logger: Logger) async throws -> [UsageSummaryRow] {
+        let rows = try await client.query("""
+            SELECT subscription_id, model, usage_source, sum(requests)::bigint, sum(prompt_tokens)::bigint, sum(completion_tokens)::bigint,
+                   sum(total_tokens)::bigint, sum(cached_tokens)::bigint, sum(reasoning_tokens)::bigint
+            FROM usage_hourly
+            WHERE hour_start >= date_trunc('hour', \(from)) AND hour_start < \(to) AND (\(subscription)::text IS NULL OR subscription_id = \(subscription))
+            GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+            """, logger: logger)
+        var result: [UsageSummaryRow] = []
+        for try await (sub, model, source, requests, prompt, completion, total, cached, reasoning) in rows.decode(
+            (String, String, String, Int, Int, Int, Int, Int, Int).self)
+        {
+            result.append(.init(subscriptionID: sub, model: model, usageSource: source, requests: requests, promptTokens: prompt,
+                                completionTokens: completion, totalTokens: total, cachedTokens: cached, reasoningTokens: reasoning))
+        }
+        return result
+    }
+}

@@ -1,0 +1,152 @@
+import Foundation
+import Hummingbird
+import Logging
+import PostgresNIO
+import Prometheus
+import ServiceLifecycle
+import TollgateCore
+import TollgateGateway
+import TollgateStore
+import UnixSignals
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The parts of a running Tollgate that tests and the CLI reach into.
+public struct TollgateRuntime: Sendable {
+    public let database: DatabaseLocation
+    public let catalog: GatewayCatalog
+    public let writer: UsageWriter
+    public let postgres: PostgresClient
+    public let adminToken: Secret
+}
+
+/// The composition root: the only place that constructs clients and services. `tollgate serve` and the tests both call it.
+///
+/// Before returning it starts the embedded PostgreSQL if needed, applies migrations, applies `--config`, and loads the
+/// catalog, so the server answers correctly from its first request.
+public func buildApplication(
+    configuration: TollgateConfiguration, logger: Logger, registry: PrometheusCollectorRegistry? = nil,
+    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+) async throws -> (application: some ApplicationProtocol, runtime: TollgateRuntime) {
+    let resolution = try await DatabaseResolution.resolve(configuration: configuration, logger: logger)
+    let database = resolution.location
+    logger.info("Starting Tollgate", metadata: configuration.logMetadata.merging(["config.database": "\(database)"]) { $1 })
+
+    let catalogStore: CatalogStore
+    let initialCatalog: CatalogSnapshot
+    do {
+        initialCatalog = try await withPostgresClient(database, logger: logger) { client in
+            try await Migrator(client: client, migrations: try Migration.bundled(), logger: logger).migrate()
+            if let file = configuration.policyFile {
+                let document = try PolicyFile.load(path: file)
+                try await CatalogStore(client: client).apply(document, logger: logger)
+                logger.info("Configuration applied", metadata: ["config.file": "\(file)"])
+            }
+            return try await CatalogStore(client: client).snapshot(logger: logger)
+        }
+    } catch {
+        try? resolution.startedCluster?.stop()
+        throw error
+    }
+
+    let postgres = PostgresClient(configuration: database.clientConfiguration(maximumConnections: configuration.databaseConnections), backgroundLogger: logger)
+    catalogStore = CatalogStore(client: postgres)
+    let catalog = GatewayCatalog(store: catalogStore, logger: logger)
+    catalog.replace(with: initialCatalog)
+    let spool = try UsageSpool(directory: configuration.effectiveSpoolDirectory)
+    let writer = UsageWriter(
+        spool: spool, store: UsageStore(client: postgres), logger: logger, flushInterval: configuration.flushInterval, batchSize: configuration.batchSize)
+    let upstream = UpstreamClients()
+    let adminToken = try configuration.adminToken ?? AdminToken.readOrCreate(in: configuration.dataDirectory)
+
+    let router = Router(context: BasicRequestContext.self)
+    router.add(middleware: LogRequestsMiddleware(.debug))
+    addHealthRoutes(to: router, catalog: catalog, writer: writer, registry: registry)
+    GatewayRoutes(
+        catalog: catalog, writer: writer, upstream: upstream,
+        configuration: GatewayConfiguration(maximumRequestBytes: configuration.maximumRequestBytes, credentials: configuration.credentials)
+    ).register(on: router)
+    AdminAPI(
+        token: adminToken, postgres: postgres, catalog: catalog, database: database, logger: logger
+    ).register(on: router)
+
+    var app = Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tollgate"),
+        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
+        logger: logger)
+    // Order is dependency order; the HTTP server starts after them all. Graceful shutdown runs in reverse: the server
+    // drains, the writer loads what is spooled, clients close, and the embedded PostgreSQL stops last.
+    if let cluster = resolution.startedCluster { app.addServices(EmbeddedPostgresService(cluster: cluster, logger: logger)) }
+    app.addServices(
+        postgres, upstream, writer,
+        CatalogRefresher(catalog: catalog, database: database, interval: configuration.catalogRefreshInterval, logger: logger))
+    return (app, TollgateRuntime(database: database, catalog: catalog, writer: writer, postgres: postgres, adminToken: adminToken))
+}
+
+func addHealthRoutes(to router: Router<BasicRequestContext>, catalog: GatewayCatalog, writer: UsageWriter, registry: PrometheusCollectorRegistry?) {
+    // Liveness: the process answers.
+    router.get("healthz") { _, _ in HealthBody(status: "ok", catalog: nil, usageLoading: nil) }
+    // Readiness: the catalog is loaded, so keys can be checked. A database outage does not make the gateway unready:
+    // it keeps serving known keys and spools usage. The body says how usage loading is doing.
+    router.get("readyz") { _, _ -> Response in
+        let body = HealthBody(status: catalog.isLoaded ? "ready" : "starting", catalog: catalog.isLoaded ? "loaded" : "loading",
+                              usageLoading: writer.isLoading ? "ok" : "failing (usage is spooled on disk)")
+        var response = try JSONEncoder().encodeResponse(body)
+        response.status = catalog.isLoaded ? .ok : .serviceUnavailable
+        return response
+    }
+    if let registry {
+        router.get("metrics") { _, _ -> Response in
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+        }
+    }
+}
+
+struct HealthBody: ResponseEncodable {
+    var status: String
+    var catalog: String?
+    var usageLoading: String?
+    enum CodingKeys: String, CodingKey {
+        case status, catalog
+        case usageLoading = "usage_loading"
+    }
+}
+
+extension JSONEncoder {
+    func encodeResponse(_ value: some Encodable) throws -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try encode(value))))
+    }
+}
+
+/// The admin API's bearer token when none is configured: generated once into `<data-dir>/admin.token` (mode 600).
+enum AdminToken {
+    static func readOrCreate(in directory: URL) throws -> Secret {
+        let file = directory.appendingPathComponent("admin.token")
+        if let existing = try? String(contentsOf: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), existing.count >= 16 {
+            return Secret(existing)
+        }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let token = "tga_" + KeyStore.generateKey().dropFirst(4)
+        guard FileManager.default.createFile(atPath: file.path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw ConfigurationError(variable: "TOLLGATE_ADMIN_TOKEN", message: "is unset and \(file.path) cannot be written")
+        }
+        return Secret(token)
+    }
+}
+
+/// Builds the application and runs it until SIGTERM or SIGINT, then shuts down gracefully (see `buildApplication`).
+/// `onListening` receives the bound port once the server accepts connections.
+public func runServer(
+    configuration: TollgateConfiguration, logger: Logger, registry: PrometheusCollectorRegistry?,
+    onListening: @escaping @Sendable (Int) async -> Void
+) async throws {
+    let (app, _) = try await buildApplication(configuration: configuration, logger: logger, registry: registry, onServerRunning: onListening)
+    try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+}

@@ -1,0 +1,212 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Testing
+import TollgateCore
+import TollgateGateway
+import TollgateServer
+import TollgateTestSupport
+
+private let chatBody = #"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello"}]}"#
+
+/// The metering proxy end to end through real sockets: a live Tollgate in front of a fake OpenAI upstream, on PostgreSQL.
+@Suite(.freshDatabasePerTest) struct ProxyTests {
+    @Test func nonStreamedReplyIsPassedThroughAndMeteredExactly() async throws {
+        let upstream = FakeOpenAIUpstream()
+        try await upstream.run { port in
+            let keys = try await GatewayHarness.prepare(GatewayHarness.document(upstreamPort: port))
+            let configuration = try await GatewayHarness.configuration()
+            let requestID = try await GatewayHarness.withLiveGateway(configuration: configuration) { client, runtime in
+                try await client.execute(uri: "/v1/chat/completions", method: .post, headers: .bearer(keys["sub-a"]!), body: .json(chatBody)) { response in
+                    #expect(response.status == .ok)
+                    let body = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
+                    #expect(body?["id"] as? String == "chatcmpl-fake-0")
+                    #expect(((body?["usage"] as? [String: Any])?["total_tokens"] as? Int) == 18)
+                    await runtime.writer.flush()
+                    return try #require(response.headers[HTTPField.Name("x-request-id")!])
+                }
+            }
+            let rows = try await GatewayHarness.usageRows()
+            #expect(rows.count == 1)
+            let row = try #require(rows.first)
+            #expect(row.requestID.uuidString.lowercased() == requestID)
+            #expect(row.responseID == "chatcmpl-fake-0")
+            #expect(row.subscription == "sub-a" && row.team == "search" && row.costCenter == "CC-1" && row.product == "standard")
+            #expect(row.backend == "fake-openai" && row.deployment == "gpt-4o-mini" && row.route == "chat.completions")
+            #expect(row.model == "gpt-4o-mini-2024-07-18")
+            #expect(row.httpStatus == 200 && row.streamed == false)
+            #expect([row.promptTokens, row.completionTokens, row.totalTokens, row.cachedTokens, row.reasoningTokens] as [Int] == [11, 7, 18, 3, 2])
+            #expect(row.usageSource == "reported")
+
+            // The client's key never goes upstream; the backend's credential takes its place.
+            let sent = try #require(upstream.requests.first)
+            #expect(sent.headers[.authorization] == "Bearer \(GatewayHarness.upstreamSecret)")
+            #expect(!sent.rawBody.isEmpty && !sent.headers.contains { $0.value.contains(keys["sub-a"]!) })
+        }
+    }
+
+    @Test func streamedReplyGetsInjectedUsageThatTheClientNeverSees() async throws {
+        let upstream = FakeOpenAIUpstream()
+        try await upstream.run { port in
+            let keys = try await GatewayHarness.prepare(GatewayHarness.document(upstreamPort: port))
+            let configuration = try await GatewayHarness.configuration()
+            let body = #"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Say hello"}]}"#
+            try await GatewayHarness.withLiveGateway(configuration: configuration) { client, runtime in
+                try await client.execute(uri: "/v1/chat/completions", method: .post, headers: .bearer(keys["sub-a"]!), body: .json(body)) { response in
+                    #expect(response.status == .ok)
+                    #expect(response.headers[.contentType] == "text/event-stream")
+                    let text = String(buffer: response.body)
+                    // Exactly what the upstream sends without include_usage: no usage chunk, no `"usage":null` fields.
+                    #expect(!text.contains("usage"))
+                    #expect(text.components(separatedBy: "data: ").count - 1 == 7)  // role, 4 pieces, finish, [DONE]
+                    #expect(text.hasSuffix("data: [DONE]\n\n"))
+                }
+                await runtime.writer.flush()
+            }
+            let sent = try #require(upstream.requests.first)
+            #expect(sent.rawBody.contains(#""include_usage":true"#))
+            let row = try #require(try await GatewayHarness.usageRows().first)
+            #expect(row.streamed && row.usageSource == "reported")
+            #expect([row.promptTokens, row.completionTokens, row.totalTokens, row.cachedTokens, row.reasoningTokens] as [Int] == [11, 7, 18, 3, 2])
+            #expect(row.responseID == "chatcmpl-fake-0" && row.model == "gpt-4o-mini-2024-07-18")
+        }
+    }
+
+    @Test func streamedReplyKeepsTheUsageChunkWhenTheClientAskedForIt() async throws {
+        let upstream = FakeOpenAIUpstream()
+        try await upstream.run { port in
+            let keys = try await GatewayHarness.prepare(GatewayHarness.document(upstreamPort: port))
+            let configuration = try await GatewayHarness.configuration()
+            let body = #"{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"x"}]}"#
+            try await GatewayHarness.withLiveGateway(configuration: configuration) { client, runtime in
+                try await client.execute(uri: "/v1/chat/completions", method: .post, headers: .bearer(keys["sub-b"]!), body: .json(body)) { response in
+                    let text = String(buffer: response.body)
+                    #expect(text.contains(#""total_tokens":18"#))
+                    #expect(text.contains(#""usage":null"#))
+                }
+                await runtime.writer.flush()
+            }
+            let row = try #require(try await GatewayHarness.usageRows().first)
+            #expect(row.subscription == "sub-b" && row.totalTokens == 18 && row.usageSource == "reported")
+        }
+    }
+
+    @Test func replyWithoutUsageIsRecordedAsEstimatedNeverAsASilentZero() async throws {
+        let upstream = FakeOpenAIUpstream()
+        try await upstream.run { port in
+            let keys = try await GatewayHarness.prepare(GatewayHarness.document(upstreamPort: port))
+            let configuration = try await GatewayHarness.configuration()
+            // "Say hello there!" is 16 characters: a 4-token prompt estimate.
+            let plain = #"{"model":"no-usage","messages":[{"role":"user","content":"Say hello there!"}]}"#
+            let streamed = #"{"model":"no-usage","stream":true,"messages":[{"role":"user","content":"Say hello there!"}]}"#
+            try await GatewayHarness.withLiveGateway(configuration: configuration) { client, runtime in
+                try await client.execute(uri: "/v1/chat/completions", method: .post, headers: .bearer(keys["sub-a"]!), body: .json(plain)) { #expect($0.status == .ok) }
+                try await client.execute(uri: "/v1/chat/completions", method: .post, headers: .bearer(keys["sub-a"]!), body: .json(streamed)) { #expect($0.status == .ok) }
+                await runtime.writer.flush()
+            }
+            let rows = try await GatewayHarness.usageRows()
+            #expect(rows.map(\.usageSource) == ["estimated", "estimated"])
+            #expect(rows.map(\.promptTokens) == [4, 4])
+            #expect(rows.map(\.completionTokens) == [0, 4])  // the streamed one: four content chunks
+        }
+    }
+
+    @Test func streamCutOffByTheUpstreamIsRecordedAsEstimated() async throws {
+        let upstream = FakeOpenAIUpstream()
+        try await upstream.run { port in
+            let keys = try await GatewayHarness.prepare(GatewayHarness.document(upstreamPort: port))
+            let configuration = try await GatewayHarness.configuration()
+            let body = #"{"model":"broken-stream","stream":true,"messages":[{"role":"user","content":"Say hello there!"}]}"#
+            try await GatewayHarness.withLiveGateway(configuration: configuration) { client, runtime in
+                _ = try? await client.execute(uri: "/v1/chat/completions", method: .post, headers: .bearer(keys["sub-a"]!), body: .json(body))
+                try await Task.sleep(for: .milliseconds(200))
+                await runtime.writer.flush()
+            }
+            let row = try #require(try await GatewayHarness.usageRows().first)
+            #expect(row.usageSource == "estimated")
+            #expect(row.promptTokens == 4 && row.completionTokens == 2)
+        }
+    }
+
+    @Test func upstreamErrorsPassThroughWithBodyAndRetryAfter() async throws {
+        let upstream = FakeOpenAIUpstream()
+        try await upstream.run { port in
+            let keys = try await GatewayHarness.prepare(GatewayHarness.document(upstreamPort: port))
+            let configuration = try await GatewayHarness.configuration()
+            try await GatewayHarness.withLiveGateway(configuration: configuration) { client, runtime in
+                let body = #"{"model":"rate-limited","messages":[]}"#
+                try await client.execute(uri: "/v1/chat/completions", method: .post, headers: .bearer(keys["sub-a"]!), body: .json(body)) { response in
+                    #expect(response.status == .tooManyRequests)
+                    #expect(response.headers[HTTPField.Name("Retry-After")!] == "7")
+                    #expect(String(buffer: response.body).contains("rate_limit_exceeded"))
+                }
+                let failing = #"{"model":"server-error","messages":[]}"#
+                try await client.execute(uri: "/v1/chat/completions", method: .post, headers: .bearer(keys["sub-a"]!), body: .json(failing)) { response in
+                    #expect(response.status == .internalServerError)
+                    #expect(String(buffer: response.body).contains("The server had an error"))
+                }
+                await runtime.writer.flush()
+            }
+            let rows = try await GatewayHarness.usageRows()
+            #expect(rows.map(\.httpStatus) == [429, 500])
+            #expect(rows.map(\.usageSource) == ["missing", "missing"])
+        }
+    }
+
+    @Test func unreachableAndSlowUpstreamsGet502And504InTheOpenAIShape() async throws {
+        let upstream = FakeOpenAIUpstream()
+        try await upstream.run { port in
+            let keys = try await GatewayHarness.prepare(GatewayHarness.document(upstreamPort: port, readTimeoutSeconds: 1))
+            let configuration = try await GatewayHarness.configuration()
+            try await GatewayHarness.withLiveGateway(configuration: configuration) { client, _ in
+                let dead = #"{"model":"unreachable-model","messages":[]}"#
+                try await client.execute(uri: "/v1/chat/completions", method: .post, headers: .bearer(keys["sub-a"]!), body: .json(dead)) { response in
+                    #expect(response.status == .badGateway)
+                    let error = try JSONDecoder().decode(OpenAIErrorEnvelope.self, from: Data(response.body.readableBytesView)).error
+                    #expect(error.code == "upstream_unavailable")
+                    #expect(!error.message.contains("127.0.0.1"))
+                }
+                let slow = #"{"model":"slow","messages":[]}"#
+                try await client.execute(uri: "/v1/chat/completions", method: .post, headers: .bearer(keys["sub-a"]!), body: .json(slow)) { response in
+                    #expect(response.status == .gatewayTimeout)
+                    let error = try JSONDecoder().decode(OpenAIErrorEnvelope.self, from: Data(response.body.readableBytesView)).error
+                    #expect(error.code == "upstream_timeout")
+                }
+            }
+        }
+    }
+
+    @Test func azureStyleRouteForwardsToTheDeploymentWithTheBackendKey() async throws {
+        let upstream = FakeOpenAIUpstream()
+        try await upstream.run { port in
+            let keys = try await GatewayHarness.prepare(GatewayHarness.document(upstreamPort: port))
+            let configuration = try await GatewayHarness.configuration()
+            try await GatewayHarness.withLiveGateway(configuration: configuration) { client, runtime in
+                let headers: HTTPFields = [HTTPField.Name("api-key")!: keys["sub-b"]!, .contentType: "application/json"]
+                try await client.execute(
+                    uri: "/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-06-01", method: .post, headers: headers,
+                    body: .json(#"{"messages":[{"role":"user","content":"hi"}]}"#)
+                ) { response in
+                    #expect(response.status == .ok)
+                }
+                // The APIM header name works too.
+                let apim: HTTPFields = [HTTPField.Name("Ocp-Apim-Subscription-Key")!: keys["sub-b"]!, .contentType: "application/json"]
+                try await client.execute(uri: "/v1/embeddings", method: .post, headers: apim, body: .json(#"{"model":"text-embedding-3-small","input":"abc"}"#)) {
+                    #expect($0.status == .ok)
+                }
+                await runtime.writer.flush()
+            }
+            let sent = try #require(upstream.requests.first)
+            #expect(sent.path == "/openai/deployments/gpt4o-prod/chat/completions")
+            #expect(sent.query == "api-version=2024-06-01")
+            #expect(sent.headers[HTTPField.Name("api-key")!] == GatewayHarness.upstreamSecret)
+            let rows = try await GatewayHarness.usageRows()
+            #expect(rows.map(\.backend) == ["fake-azure", "fake-openai"])
+            #expect(rows.map(\.deployment) == ["gpt4o-prod", "text-embedding-3-small"])
+            #expect(rows.map(\.route) == ["chat.completions", "embeddings"])
+            #expect(rows.map(\.promptTokens) == [11, 5])
+        }
+    }
+}
