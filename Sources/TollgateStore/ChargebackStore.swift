@@ -33,7 +33,7 @@ public struct PeriodStore: Sendable {
         guard BillingPeriod.containing(period.start, kind: .monthly) == period else { throw PeriodCloseError.notMonthly(period) }
         let label = period.monthLabel
         guard period.end <= now else { throw PeriodCloseError.notEnded(period: label, endsAt: period.end) }
-        try await client.withTransaction(logger: logger) { tx in
+        try await client.withTransactionUnwrappingDomainErrors(logger: logger) { tx in
             // Closes run one at a time; the SHARE lock on the rollup waits for usage writers in flight and holds new ones
             // until commit, so every rollup change is either before the close (regular) or after it (a correction).
             try await tx.query("LOCK TABLE billing_period_closes IN EXCLUSIVE MODE", logger: logger)
@@ -145,5 +145,22 @@ public struct ChargebackStore: Sendable {
             names[SubscriptionID(id)] = name
         }
         return names
+    }
+}
+
+extension PostgresClient {
+    /// `withTransaction`, except that a domain error thrown by `body` (after a clean rollback) reaches the caller as
+    /// itself rather than wrapped in `PostgresTransactionError`, so the CLI and admin API can show its message.
+    func withTransactionUnwrappingDomainErrors<Result>(
+        logger: Logger, isolation: isolated (any Actor)? = #isolation, _ body: (PostgresConnection) async throws -> sending Result
+    ) async throws -> sending Result {
+        do {
+            return try await withTransaction(logger: logger, body)
+        } catch let error as PostgresTransactionError {
+            if error.rollbackError == nil, let closureError = error.closureError, closureError is PeriodCloseError || closureError is PriceImportError {
+                throw closureError
+            }
+            throw error
+        }
     }
 }

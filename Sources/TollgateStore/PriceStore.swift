@@ -54,7 +54,7 @@ public struct PriceStore: Sendable {
         for price in prices where !price.problems.isEmpty {
             throw PriceImportError.invalid(.invalidPrice(model: price.model, problems: price.problems))
         }
-        return try await client.withTransaction(logger: logger) { tx in
+        return try await client.withTransactionUnwrappingDomainErrors(logger: logger) { tx in
             // Serialises with `period close`, so a price cannot slip into a month being closed.
             try await tx.query("LOCK TABLE billing_period_closes IN SHARE MODE", logger: logger)
             let closedThrough = try await tx.query("SELECT max(period_end) FROM billing_period_closes", logger: logger)
