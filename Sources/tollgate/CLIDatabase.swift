@@ -37,3 +37,9 @@ enum CLILogger {
         return logger
     }()
 }
+
+/// A failure the CLI reports as its message alone (no usage text), exiting non-zero.
+struct CLIFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

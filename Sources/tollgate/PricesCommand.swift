@@ -13,8 +13,10 @@ struct PricesCommand: AsyncParsableCommand {
             abstract: "Import a price list (CSV). All or nothing; re-importing the same file changes nothing.",
             discussion: """
                 Header: \(PriceListCSV.columns.joined(separator: ","))
-                Prices are per 1M tokens. effective_from must be on a whole UTC hour and after the last closed month.
-                An empty cached_input_per_1m bills cached tokens as input; an empty reasoning_per_1m bills reasoning as output.
+
+                Prices are per 1M tokens. effective_from (RFC 3339, or yyyy-MM-dd for midnight UTC) must be on a whole UTC hour \
+                and after the last closed month. An empty cached_input_per_1m bills cached tokens as input; an empty \
+                reasoning_per_1m bills reasoning as output. Every bad line is reported with its line number and nothing is imported.
                 """)
 
         @Argument(help: "The CSV file.") var file: String
@@ -25,7 +27,7 @@ struct PricesCommand: AsyncParsableCommand {
             let data = try Data(contentsOf: URL(fileURLWithPath: file))
             let prices: [ModelPrice]
             do { prices = try PriceListCSV.parse(String(decoding: data, as: UTF8.self)) } catch {
-                throw ValidationError("\(file):\n\(error.errors.map { "\(file):\($0.line): \($0.message)" }.joined(separator: "\n"))")
+                throw CLIFailure(error.errors.map { "\(file):\($0.line): \($0.message)" }.joined(separator: "\n"))
             }
             let name = priceList ?? PriceListVersion.name(file: URL(fileURLWithPath: file).lastPathComponent, contents: data)
             let summary = try await CLIDatabase.withClient(database) { client in

@@ -11,10 +11,11 @@ struct ReportCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "A month's chargeback as CSV, JSON or FOCUS.",
             discussion: """
-                Each line is rounded half to even to the currency's minor unit; the total is the sum of the lines. Usage with no
-                price in force is listed as unpriced, never billed as zero. A closed month's export never changes; late usage
-                appears in the next open month as corrections. Example:
-                  tollgate report chargeback --period 2026-10 --group-by team --format csv --output chargeback-2026-10.csv
+                Each line is rounded half to even to the currency's minor unit; the total is the sum of the lines. Usage with no \
+                price in force is listed as unpriced, never billed as zero. A closed month's export never changes; late usage \
+                appears in the next open month as corrections. See docs/reporting.md.
+
+                Example: tollgate report chargeback --period 2026-10 --group-by team --format csv --output chargeback-2026-10.csv
                 """)
 
         @Option(help: "The UTC month, yyyy-MM.") var period: String
