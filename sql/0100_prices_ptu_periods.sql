@@ -150,3 +150,72 @@ BEGIN
 END $$;
 CREATE TRIGGER ptu_commitments_guard BEFORE INSERT OR UPDATE OR DELETE ON ptu_commitments
     FOR EACH ROW EXECUTE FUNCTION tollgate_guard_closed_commitments();
+
+-- Daily aggregates of the hourly rollup, kept in step by statement-level triggers (one upsert per writer statement,
+-- from the rows it inserted or increased). Monthly reports read a day from here unless a price version of its model
+-- starts inside that day, in which case they read that day's hours: prices start on whole hours, not whole days.
+CREATE TABLE usage_daily_rollup (
+    day_start         timestamptz NOT NULL CHECK (day_start = date_trunc('day', day_start AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'),
+    subscription_id   text        NOT NULL,
+    product           text        NOT NULL,
+    team              text        NOT NULL,
+    cost_center       text        NOT NULL,
+    backend           text        NOT NULL,
+    deployment        text        NOT NULL,
+    model             text        NOT NULL,
+    usage_source      text        NOT NULL,
+    requests          bigint      NOT NULL,
+    prompt_tokens     bigint      NOT NULL,
+    completion_tokens bigint      NOT NULL,
+    total_tokens      bigint      NOT NULL,
+    cached_tokens     bigint      NOT NULL,
+    reasoning_tokens  bigint      NOT NULL,
+    PRIMARY KEY (day_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source)
+);
+
+CREATE FUNCTION tollgate_roll_up_daily_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO usage_daily_rollup AS d (day_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source,
+        requests, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens)
+    SELECT date_trunc('day', n.hour_start AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', n.subscription_id, n.product, n.team, n.cost_center,
+        n.backend, n.deployment, n.model, n.usage_source, sum(n.requests), sum(n.prompt_tokens), sum(n.completion_tokens),
+        sum(n.total_tokens), sum(n.cached_tokens), sum(n.reasoning_tokens)
+    FROM new_rows n
+    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+    ON CONFLICT (day_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source) DO UPDATE SET
+        requests = d.requests + EXCLUDED.requests, prompt_tokens = d.prompt_tokens + EXCLUDED.prompt_tokens,
+        completion_tokens = d.completion_tokens + EXCLUDED.completion_tokens, total_tokens = d.total_tokens + EXCLUDED.total_tokens,
+        cached_tokens = d.cached_tokens + EXCLUDED.cached_tokens, reasoning_tokens = d.reasoning_tokens + EXCLUDED.reasoning_tokens;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION tollgate_roll_up_daily_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO usage_daily_rollup AS d (day_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source,
+        requests, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens)
+    SELECT date_trunc('day', n.hour_start AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', n.subscription_id, n.product, n.team, n.cost_center,
+        n.backend, n.deployment, n.model, n.usage_source, sum(n.requests - o.requests), sum(n.prompt_tokens - o.prompt_tokens),
+        sum(n.completion_tokens - o.completion_tokens), sum(n.total_tokens - o.total_tokens), sum(n.cached_tokens - o.cached_tokens),
+        sum(n.reasoning_tokens - o.reasoning_tokens)
+    FROM new_rows n
+    JOIN old_rows o USING (hour_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source)
+    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+    ON CONFLICT (day_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source) DO UPDATE SET
+        requests = d.requests + EXCLUDED.requests, prompt_tokens = d.prompt_tokens + EXCLUDED.prompt_tokens,
+        completion_tokens = d.completion_tokens + EXCLUDED.completion_tokens, total_tokens = d.total_tokens + EXCLUDED.total_tokens,
+        cached_tokens = d.cached_tokens + EXCLUDED.cached_tokens, reasoning_tokens = d.reasoning_tokens + EXCLUDED.reasoning_tokens;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER usage_hourly_roll_up_daily_inserted AFTER INSERT ON usage_hourly
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tollgate_roll_up_daily_inserted();
+CREATE TRIGGER usage_hourly_roll_up_daily_updated AFTER UPDATE ON usage_hourly
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tollgate_roll_up_daily_updated();
+
+-- Usage that landed before this migration.
+INSERT INTO usage_daily_rollup (day_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source,
+    requests, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens)
+SELECT date_trunc('day', hour_start AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', subscription_id, product, team, cost_center, backend,
+    deployment, model, usage_source, sum(requests), sum(prompt_tokens), sum(completion_tokens), sum(total_tokens), sum(cached_tokens),
+    sum(reasoning_tokens)
+FROM usage_hourly GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9;

@@ -2,11 +2,23 @@
 -- contract, documented in docs/reporting.md) and the read-only `tollgate_reader` role.
 -- Everything here reads the hourly rollup and the late-usage bookings, never the raw usage_events ledger.
 
--- Rollup rows and late-usage bookings, each priced with the most specific price version in force at its hour
--- (deployment price, else backend price, else model-wide price). Range joins on the version table, not a per-row
--- LATERAL lookup, which measured ~5x slower. `cost` is NULL when no price is in force: unpriced, never zero.
+-- (model, UTC day) pairs where a price version of the model starts inside the day rather than at midnight: billing
+-- reads those days by the hour.
+CREATE VIEW price_split_days AS
+SELECT DISTINCT model, date_trunc('day', effective_from AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS day_start
+FROM model_prices
+WHERE effective_from <> date_trunc('day', effective_from AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
+
+-- Usage priced with the most specific price version in force (deployment price, else backend price, else model-wide
+-- price), by range joins on the version table, not a per-row LATERAL lookup (measured ~5x slower). `cost` is NULL when no
+-- price is in force: unpriced, never zero. Three kinds of line:
+--   rollup      every hourly rollup row (what priced_usage_hourly shows, for budgets by time of use);
+--   billing     the same usage for monthly reports: a day's rows from usage_daily_rollup, except on a day when a price
+--               version of the model starts inside the day (prices start on whole hours), whose hourly rows are used;
+--   correction  late usage booked into an open month (usage_corrections), priced at the hour it was used.
+-- `hour_start` is the start of the line's span (an hour or a day) and the instant it is priced at; `span_end` its end.
 CREATE VIEW priced_usage_lines AS
-SELECT q.line_kind, q.booked_period_start, q.hour_start, q.subscription_id, q.product, q.team, q.cost_center, q.backend,
+SELECT q.line_kind, q.booked_period_start, q.hour_start, q.span_end, q.subscription_id, q.product, q.team, q.cost_center, q.backend,
     q.deployment, q.model, q.usage_source, q.requests, q.prompt_tokens, q.completion_tokens, q.total_tokens, q.cached_tokens,
     q.reasoning_tokens,
     p.id AS price_id, p.price_list, p.currency,
@@ -18,14 +30,26 @@ SELECT q.line_kind, q.booked_period_start, q.hour_start, q.subscription_id, q.pr
     c.backend IS NOT NULL AS committed,
     c.currency AS commitment_currency
 FROM (
-    SELECT 'rollup'::text AS line_kind, NULL::timestamptz AS booked_period_start, u.hour_start, u.subscription_id, u.product, u.team,
-        u.cost_center, u.backend, u.deployment, u.model, u.usage_source, u.requests, u.prompt_tokens, u.completion_tokens,
-        u.total_tokens, u.cached_tokens, u.reasoning_tokens
+    SELECT 'rollup'::text AS line_kind, NULL::timestamptz AS booked_period_start, u.hour_start, u.hour_start + interval '1 hour' AS span_end,
+        u.subscription_id, u.product, u.team, u.cost_center, u.backend, u.deployment, u.model, u.usage_source, u.requests,
+        u.prompt_tokens, u.completion_tokens, u.total_tokens, u.cached_tokens, u.reasoning_tokens
     FROM usage_hourly u
     UNION ALL
-    SELECT 'correction'::text, k.booked_period_start, k.hour_start, k.subscription_id, k.product, k.team, k.cost_center, k.backend,
-        k.deployment, k.model, k.usage_source, k.requests, k.prompt_tokens, k.completion_tokens, k.total_tokens, k.cached_tokens,
-        k.reasoning_tokens
+    SELECT 'billing'::text, NULL::timestamptz, d.day_start, d.day_start + interval '24 hours', d.subscription_id, d.product, d.team,
+        d.cost_center, d.backend, d.deployment, d.model, d.usage_source, d.requests, d.prompt_tokens, d.completion_tokens,
+        d.total_tokens, d.cached_tokens, d.reasoning_tokens
+    FROM usage_daily_rollup d
+    WHERE NOT EXISTS (SELECT 1 FROM price_split_days s WHERE s.model = d.model AND s.day_start = d.day_start)
+    UNION ALL
+    SELECT 'billing'::text, NULL::timestamptz, u.hour_start, u.hour_start + interval '1 hour', u.subscription_id, u.product, u.team,
+        u.cost_center, u.backend, u.deployment, u.model, u.usage_source, u.requests, u.prompt_tokens, u.completion_tokens,
+        u.total_tokens, u.cached_tokens, u.reasoning_tokens
+    FROM price_split_days s
+    JOIN usage_hourly u ON u.model = s.model AND u.hour_start >= s.day_start AND u.hour_start < s.day_start + interval '24 hours'
+    UNION ALL
+    SELECT 'correction'::text, k.booked_period_start, k.hour_start, k.hour_start + interval '1 hour', k.subscription_id, k.product, k.team,
+        k.cost_center, k.backend, k.deployment, k.model, k.usage_source, k.requests, k.prompt_tokens, k.completion_tokens,
+        k.total_tokens, k.cached_tokens, k.reasoning_tokens
     FROM usage_corrections k
 ) q
 LEFT JOIN model_price_versions pd ON pd.model = q.model AND pd.backend = q.backend AND pd.deployment = q.deployment AND pd.deployment <> ''
@@ -46,20 +70,20 @@ SELECT hour_start, subscription_id, product, team, cost_center, backend, deploym
 FROM priced_usage_lines
 WHERE line_kind = 'rollup';
 
--- What each billing month bills, by hour: its own usage minus the parts that landed after it closed ('regular'),
--- plus the late usage booked into it ('correction'), which keeps the price of the hour it was used in.
+-- What each billing month bills: its own usage minus the parts that landed after it closed ('regular'), plus the late
+-- usage booked into it ('correction'), which keeps the price of the hour it was used in.
 CREATE VIEW chargeback_facts AS
-SELECT tollgate_month_start(hour_start) AS period_start, 'regular'::text AS charge_class, hour_start, subscription_id, product,
+SELECT tollgate_month_start(hour_start) AS period_start, 'regular'::text AS charge_class, hour_start, span_end, subscription_id, product,
     team, cost_center, backend, deployment, model, usage_source, price_id, price_list, currency, committed, commitment_currency,
     requests, prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens, total_tokens, cost
-FROM priced_usage_lines WHERE line_kind = 'rollup'
+FROM priced_usage_lines WHERE line_kind = 'billing'
 UNION ALL
-SELECT tollgate_month_start(hour_start), 'regular', hour_start, subscription_id, product, team, cost_center, backend, deployment,
+SELECT tollgate_month_start(hour_start), 'regular', hour_start, span_end, subscription_id, product, team, cost_center, backend, deployment,
     model, usage_source, price_id, price_list, currency, committed, commitment_currency,
     -requests, -prompt_tokens, -cached_tokens, -completion_tokens, -reasoning_tokens, -total_tokens, -cost
 FROM priced_usage_lines WHERE line_kind = 'correction'
 UNION ALL
-SELECT booked_period_start, 'correction', hour_start, subscription_id, product, team, cost_center, backend, deployment, model,
+SELECT booked_period_start, 'correction', hour_start, span_end, subscription_id, product, team, cost_center, backend, deployment, model,
     usage_source, price_id, price_list, currency, committed, commitment_currency,
     requests, prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens, total_tokens, cost
 FROM priced_usage_lines WHERE line_kind = 'correction';
@@ -75,7 +99,8 @@ SELECT (hour_start AT TIME ZONE 'UTC')::date AS usage_date, subscription_id, tea
     sum(cached_tokens)::bigint AS cached_tokens, sum(completion_tokens)::bigint AS completion_tokens,
     sum(reasoning_tokens)::bigint AS reasoning_tokens, sum(total_tokens)::bigint AS total_tokens,
     price_id IS NOT NULL AS priced, sum(cost) AS list_cost, currency, committed
-FROM priced_usage_hourly
+FROM priced_usage_lines
+WHERE line_kind = 'billing'
 GROUP BY 1, subscription_id, team, cost_center, product, backend, deployment, model, usage_source, price_id IS NOT NULL, currency, committed;
 
 -- The month's chargeback at full precision (unrounded; exports round each line, see docs/reporting.md).
@@ -85,7 +110,7 @@ WITH f AS (
         price_list, currency, committed, commitment_currency,
         sum(requests)::bigint AS requests, sum(prompt_tokens)::bigint AS prompt_tokens, sum(cached_tokens)::bigint AS cached_tokens,
         sum(completion_tokens)::bigint AS completion_tokens, sum(reasoning_tokens)::bigint AS reasoning_tokens,
-        sum(total_tokens)::bigint AS total_tokens, sum(cost) AS cost, min(hour_start) AS first_hour_start, max(hour_start) AS last_hour_start
+        sum(total_tokens)::bigint AS total_tokens, sum(cost) AS cost, min(hour_start) AS charge_period_start, max(span_end) AS charge_period_end
     FROM chargeback_facts
     GROUP BY period_start, charge_class, subscription_id, team, cost_center, product, backend, deployment, model, price_id, price_list,
         currency, committed, commitment_currency
@@ -107,13 +132,13 @@ SELECT f.period_start, tollgate_month_end(f.period_start) AS period_end,
              WHERE p.period_start = f.period_start AND p.backend = f.backend)
          ELSE 0 END AS cost,
     CASE WHEN f.committed THEN f.commitment_currency ELSE f.currency END AS currency,
-    f.price_id, f.price_list, f.first_hour_start, f.last_hour_start
+    f.price_id, f.price_list, f.charge_period_start, f.charge_period_end
 FROM f;
 
 -- Usage no price covered: it is never billed as zero; finance prices it or chases the missing price.
 CREATE VIEW reporting.unpriced_usage AS
 SELECT period_start, period_end, period_status, charge_class, subscription_id, team, cost_center, product, backend, deployment, model,
-    requests, prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens, total_tokens, first_hour_start, last_hour_start
+    requests, prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens, total_tokens, charge_period_start, charge_period_end
 FROM reporting.chargeback_monthly
 WHERE charge_type = 'unpriced';
 
@@ -122,8 +147,7 @@ WHERE charge_type = 'unpriced';
 CREATE VIEW reporting.focus_charges AS
 SELECT m.cost AS "BilledCost", m.cost AS "EffectiveCost",
     m.cost AS "ListCost", m.cost AS "ContractedCost",
-    CASE WHEN m.charge_class = 'correction' THEN m.first_hour_start ELSE m.period_start END AS "ChargePeriodStart",
-    CASE WHEN m.charge_class = 'correction' THEN m.last_hour_start + interval '1 hour' ELSE m.period_end END AS "ChargePeriodEnd",
+    m.charge_period_start AS "ChargePeriodStart", m.charge_period_end AS "ChargePeriodEnd",
     m.period_start AS "BillingPeriodStart", m.period_end AS "BillingPeriodEnd",
     coalesce(nullif(m.cost_center, ''), 'unassigned') AS "BillingAccountId", coalesce(nullif(m.cost_center, ''), 'unassigned') AS "BillingAccountName",
     m.currency AS "BillingCurrency", 'Usage'::text AS "ChargeCategory",

@@ -80,7 +80,7 @@ public struct FocusExport: Sendable {
             }
             var row: [String: String] = [
                 "BilledCost": amount(billed), "EffectiveCost": amount(billed), "ListCost": amount(list), "ContractedCost": amount(billed),
-                "ChargePeriodStart": fact.firstHour.focusTimestamp, "ChargePeriodEnd": fact.lastHour.addingTimeInterval(3600).focusTimestamp,
+                "ChargePeriodStart": fact.chargePeriodStart.focusTimestamp, "ChargePeriodEnd": fact.chargePeriodEnd.focusTimestamp,
                 "BillingPeriodStart": period.start.focusTimestamp, "BillingPeriodEnd": period.end.focusTimestamp,
                 "BillingAccountId": fact.costCenter.isEmpty ? "unassigned" : fact.costCenter,
                 "BillingAccountName": fact.costCenter.isEmpty ? "unassigned" : fact.costCenter,

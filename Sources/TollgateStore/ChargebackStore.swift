@@ -88,8 +88,10 @@ public struct ChargebackFact: Hashable, Sendable {
     public var totalTokens: Int64
     /// Pay-as-you-go list cost at the price in force; `nil` when unpriced.
     public var cost: Decimal?
-    public var firstHour: Date
-    public var lastHour: Date
+    /// Start of the first hour (or day) of use in the row.
+    public var chargePeriodStart: Date
+    /// End of the last hour (or day) of use in the row.
+    public var chargePeriodEnd: Date
 }
 
 /// What a month bills, read from the hourly rollup and the late-usage bookings (never the raw ledger).
@@ -99,21 +101,27 @@ public struct ChargebackStore: Sendable {
 
     /// The facts of `period` (a UTC month): its own usage net of what landed after it closed, plus late usage booked into it.
     public func facts(for period: BillingPeriod, logger: Logger) async throws -> [ChargebackFact] {
-        // The three branches filter on hour_start ranges and the booking, so each reads only its month (index ranges).
+        // The branches filter on the span start and the booking, so each reads only its month by index range: the daily
+        // rollup, the hours of days split by a price change, and the late-usage bookings.
         let rows = try await client.query("""
             SELECT charge_class, subscription_id, product, team, cost_center, backend, deployment, model, price_id, price_list, currency,
                 committed, commitment_currency, sum(requests)::bigint, sum(prompt_tokens)::bigint, sum(cached_tokens)::bigint,
-                sum(completion_tokens)::bigint, sum(reasoning_tokens)::bigint, sum(total_tokens)::bigint, sum(cost), min(hour_start), max(hour_start)
+                sum(completion_tokens)::bigint, sum(reasoning_tokens)::bigint, sum(total_tokens)::bigint, sum(cost), min(hour_start), max(span_end)
             FROM (
-                SELECT 'regular' AS charge_class, l.* FROM priced_usage_lines l
-                WHERE line_kind = 'rollup' AND hour_start >= \(period.start) AND hour_start < \(period.end)
+                SELECT 'regular' AS charge_class, hour_start, span_end, subscription_id, product, team, cost_center, backend, deployment, model,
+                    price_id, price_list, currency, committed, commitment_currency, requests, prompt_tokens, cached_tokens, completion_tokens,
+                    reasoning_tokens, total_tokens, cost
+                FROM priced_usage_lines WHERE line_kind = 'billing' AND hour_start >= \(period.start) AND hour_start < \(period.end)
                 UNION ALL
-                SELECT 'regular', line_kind, booked_period_start, hour_start, subscription_id, product, team, cost_center, backend, deployment,
-                    model, usage_source, -requests, -prompt_tokens, -completion_tokens, -total_tokens, -cached_tokens, -reasoning_tokens,
-                    price_id, price_list, currency, -cost, committed, commitment_currency
+                SELECT 'regular', hour_start, span_end, subscription_id, product, team, cost_center, backend, deployment, model,
+                    price_id, price_list, currency, committed, commitment_currency, -requests, -prompt_tokens, -cached_tokens, -completion_tokens,
+                    -reasoning_tokens, -total_tokens, -cost
                 FROM priced_usage_lines WHERE line_kind = 'correction' AND hour_start >= \(period.start) AND hour_start < \(period.end)
                 UNION ALL
-                SELECT 'correction', l.* FROM priced_usage_lines l WHERE line_kind = 'correction' AND booked_period_start = \(period.start)
+                SELECT 'correction', hour_start, span_end, subscription_id, product, team, cost_center, backend, deployment, model,
+                    price_id, price_list, currency, committed, commitment_currency, requests, prompt_tokens, cached_tokens, completion_tokens,
+                    reasoning_tokens, total_tokens, cost
+                FROM priced_usage_lines WHERE line_kind = 'correction' AND booked_period_start = \(period.start)
             ) x
             GROUP BY charge_class, subscription_id, product, team, cost_center, backend, deployment, model, price_id, price_list, currency,
                 committed, commitment_currency
@@ -131,7 +139,7 @@ public struct ChargebackStore: Sendable {
                 team: team, costCenter: costCenter, backend: backend, deployment: deployment, model: model, priceID: priceID,
                 priceList: priceList, currency: currency, committed: committed, commitmentCurrency: commitmentCurrency, requests: requests,
                 quantities: TokenQuantities(promptTokens: prompt, cachedPromptTokens: cached, completionTokens: completion, reasoningTokens: reasoning),
-                totalTokens: total, cost: cost, firstHour: first, lastHour: last))
+                totalTokens: total, cost: cost, chargePeriodStart: first, chargePeriodEnd: last))
         }
         return facts
     }
