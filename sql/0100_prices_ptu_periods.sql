@@ -87,35 +87,6 @@ CREATE TABLE usage_corrections (
 CREATE INDEX usage_corrections_by_booking ON usage_corrections (booked_period_start);
 CREATE INDEX usage_corrections_by_hour ON usage_corrections (hour_start);
 
--- Fires for each rollup row the usage writer inserts or increases. Cheap on the hot path: one look at a table with one
--- row per closed month. The close takes a SHARE lock on usage_hourly, so no writer is mid-transaction across a close.
-CREATE FUNCTION tollgate_book_late_usage() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    closed_through timestamptz;
-BEGIN
-    SELECT max(period_end) INTO closed_through FROM billing_period_closes;
-    IF closed_through IS NULL OR NEW.hour_start >= closed_through THEN
-        RETURN NULL;
-    END IF;
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO usage_corrections (booked_period_start, hour_start, subscription_id, product, team, cost_center, backend,
-            deployment, model, usage_source, requests, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens)
-        VALUES (closed_through, NEW.hour_start, NEW.subscription_id, NEW.product, NEW.team, NEW.cost_center, NEW.backend,
-            NEW.deployment, NEW.model, NEW.usage_source, NEW.requests, NEW.prompt_tokens, NEW.completion_tokens, NEW.total_tokens,
-            NEW.cached_tokens, NEW.reasoning_tokens);
-    ELSE
-        INSERT INTO usage_corrections (booked_period_start, hour_start, subscription_id, product, team, cost_center, backend,
-            deployment, model, usage_source, requests, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens)
-        VALUES (closed_through, NEW.hour_start, NEW.subscription_id, NEW.product, NEW.team, NEW.cost_center, NEW.backend,
-            NEW.deployment, NEW.model, NEW.usage_source, NEW.requests - OLD.requests, NEW.prompt_tokens - OLD.prompt_tokens,
-            NEW.completion_tokens - OLD.completion_tokens, NEW.total_tokens - OLD.total_tokens,
-            NEW.cached_tokens - OLD.cached_tokens, NEW.reasoning_tokens - OLD.reasoning_tokens);
-    END IF;
-    RETURN NULL;
-END $$;
-CREATE TRIGGER usage_hourly_book_late_usage AFTER INSERT OR UPDATE ON usage_hourly
-    FOR EACH ROW EXECUTE FUNCTION tollgate_book_late_usage();
-
 -- A closed month's money must not move: prices are append-only and may not start inside closed time, and
 -- commitments of closed months may not change.
 CREATE FUNCTION tollgate_guard_closed_prices() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -173,7 +144,13 @@ CREATE TABLE usage_daily_rollup (
     PRIMARY KEY (day_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source)
 );
 
-CREATE FUNCTION tollgate_roll_up_daily_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Statement-level, so the usage writer pays one upsert per statement, not one call per rollup row.
+-- Late usage: the part of a rollup row that lands after its hour was closed is booked in usage_corrections, in the first
+-- open month (the books' end, since months close in order). The close takes a SHARE lock on usage_hourly, so no writer
+-- is mid-transaction across a close.
+CREATE FUNCTION tollgate_usage_hourly_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    closed_through timestamptz;
 BEGIN
     INSERT INTO usage_daily_rollup AS d (day_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source,
         requests, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens)
@@ -186,31 +163,56 @@ BEGIN
         requests = d.requests + EXCLUDED.requests, prompt_tokens = d.prompt_tokens + EXCLUDED.prompt_tokens,
         completion_tokens = d.completion_tokens + EXCLUDED.completion_tokens, total_tokens = d.total_tokens + EXCLUDED.total_tokens,
         cached_tokens = d.cached_tokens + EXCLUDED.cached_tokens, reasoning_tokens = d.reasoning_tokens + EXCLUDED.reasoning_tokens;
+    SELECT max(period_end) INTO closed_through FROM billing_period_closes;
+    IF closed_through IS NOT NULL THEN
+        INSERT INTO usage_corrections (booked_period_start, hour_start, subscription_id, product, team, cost_center, backend,
+            deployment, model, usage_source, requests, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens)
+        SELECT closed_through, n.hour_start, n.subscription_id, n.product, n.team, n.cost_center, n.backend, n.deployment, n.model,
+            n.usage_source, n.requests, n.prompt_tokens, n.completion_tokens, n.total_tokens, n.cached_tokens, n.reasoning_tokens
+        FROM new_rows n
+        WHERE n.hour_start < closed_through;
+    END IF;
     RETURN NULL;
 END $$;
 
-CREATE FUNCTION tollgate_roll_up_daily_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION tollgate_usage_hourly_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    closed_through timestamptz;
 BEGIN
-    INSERT INTO usage_daily_rollup AS d (day_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source,
-        requests, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens)
-    SELECT date_trunc('day', n.hour_start AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', n.subscription_id, n.product, n.team, n.cost_center,
-        n.backend, n.deployment, n.model, n.usage_source, sum(n.requests - o.requests), sum(n.prompt_tokens - o.prompt_tokens),
-        sum(n.completion_tokens - o.completion_tokens), sum(n.total_tokens - o.total_tokens), sum(n.cached_tokens - o.cached_tokens),
-        sum(n.reasoning_tokens - o.reasoning_tokens)
-    FROM new_rows n
-    JOIN old_rows o USING (hour_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source)
-    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
-    ON CONFLICT (day_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source) DO UPDATE SET
-        requests = d.requests + EXCLUDED.requests, prompt_tokens = d.prompt_tokens + EXCLUDED.prompt_tokens,
-        completion_tokens = d.completion_tokens + EXCLUDED.completion_tokens, total_tokens = d.total_tokens + EXCLUDED.total_tokens,
-        cached_tokens = d.cached_tokens + EXCLUDED.cached_tokens, reasoning_tokens = d.reasoning_tokens + EXCLUDED.reasoning_tokens;
+    SELECT max(period_end) INTO closed_through FROM billing_period_closes;
+    WITH delta AS (
+        SELECT n.hour_start, n.subscription_id, n.product, n.team, n.cost_center, n.backend, n.deployment, n.model, n.usage_source,
+            n.requests - o.requests AS requests, n.prompt_tokens - o.prompt_tokens AS prompt_tokens,
+            n.completion_tokens - o.completion_tokens AS completion_tokens, n.total_tokens - o.total_tokens AS total_tokens,
+            n.cached_tokens - o.cached_tokens AS cached_tokens, n.reasoning_tokens - o.reasoning_tokens AS reasoning_tokens
+        FROM new_rows n
+        JOIN old_rows o USING (hour_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source)
+    ), daily AS (
+        INSERT INTO usage_daily_rollup AS d (day_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source,
+            requests, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens)
+        SELECT date_trunc('day', x.hour_start AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', x.subscription_id, x.product, x.team, x.cost_center,
+            x.backend, x.deployment, x.model, x.usage_source, sum(x.requests), sum(x.prompt_tokens), sum(x.completion_tokens),
+            sum(x.total_tokens), sum(x.cached_tokens), sum(x.reasoning_tokens)
+        FROM delta x
+        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+        ON CONFLICT (day_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source) DO UPDATE SET
+            requests = d.requests + EXCLUDED.requests, prompt_tokens = d.prompt_tokens + EXCLUDED.prompt_tokens,
+            completion_tokens = d.completion_tokens + EXCLUDED.completion_tokens, total_tokens = d.total_tokens + EXCLUDED.total_tokens,
+            cached_tokens = d.cached_tokens + EXCLUDED.cached_tokens, reasoning_tokens = d.reasoning_tokens + EXCLUDED.reasoning_tokens
+    )
+    INSERT INTO usage_corrections (booked_period_start, hour_start, subscription_id, product, team, cost_center, backend,
+        deployment, model, usage_source, requests, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens)
+    SELECT closed_through, x.hour_start, x.subscription_id, x.product, x.team, x.cost_center, x.backend, x.deployment, x.model,
+        x.usage_source, x.requests, x.prompt_tokens, x.completion_tokens, x.total_tokens, x.cached_tokens, x.reasoning_tokens
+    FROM delta x
+    WHERE closed_through IS NOT NULL AND x.hour_start < closed_through;
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER usage_hourly_roll_up_daily_inserted AFTER INSERT ON usage_hourly
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tollgate_roll_up_daily_inserted();
-CREATE TRIGGER usage_hourly_roll_up_daily_updated AFTER UPDATE ON usage_hourly
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tollgate_roll_up_daily_updated();
+CREATE TRIGGER usage_hourly_inserted AFTER INSERT ON usage_hourly
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tollgate_usage_hourly_inserted();
+CREATE TRIGGER usage_hourly_updated AFTER UPDATE ON usage_hourly
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tollgate_usage_hourly_updated();
 
 -- Usage that landed before this migration.
 INSERT INTO usage_daily_rollup (day_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source,

@@ -27,7 +27,7 @@ FROM (
     FROM generate_series((SELECT coalesce(max(('x' || right(request_id::text, 12))::bit(48)::bigint), 0) FROM usage_events) + 1,
                          (SELECT coalesce(max(('x' || right(request_id::text, 12))::bit(48)::bigint), 0) FROM usage_events) + :events) i
 ) g;
-TRUNCATE usage_hourly;
+TRUNCATE usage_hourly, usage_daily_rollup;
 INSERT INTO usage_hourly AS h (hour_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source,
     requests, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens)
 SELECT date_trunc('hour', started_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', subscription_id, coalesce(product, ''), coalesce(team, ''),
@@ -37,5 +37,7 @@ FROM usage_events GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9;
 \timing off
 VACUUM ANALYZE usage_events;
 VACUUM ANALYZE usage_hourly;
+VACUUM ANALYZE usage_daily_rollup;
 SELECT (SELECT count(*) FROM usage_events) AS events, (SELECT count(*) FROM usage_hourly) AS hourly_rows,
+    (SELECT count(*) FROM usage_daily_rollup) AS daily_rows,
     pg_size_pretty(pg_total_relation_size('usage_events')) AS events_size;

@@ -18,10 +18,10 @@ time_it() {  # best of 3 wall-clock seconds
 }
 for step in 1000000 9000000; do
     psql "$URL" -q -v events=$step -f bench/chargeback/generate.sql
-    total=$(psql "$URL" -Atc "SELECT count(*) FROM usage_events"); rows=$(psql "$URL" -Atc "SELECT count(*) FROM usage_hourly")
+    total=$(psql "$URL" -Atc "SELECT count(*) FROM usage_events"); rows=$(psql "$URL" -Atc "SELECT count(*) FROM usage_hourly"); daily=$(psql "$URL" -Atc "SELECT count(*) FROM usage_daily_rollup")
     csv=$(DATABASE_URL="$URL" time_it "$TOLLGATE" report chargeback --period 2026-10 --group-by team --format csv)
     json=$(DATABASE_URL="$URL" time_it "$TOLLGATE" report chargeback --period 2026-10 --group-by subscription --format json)
     focus=$(DATABASE_URL="$URL" time_it "$TOLLGATE" report chargeback --period 2026-10 --format focus)
     view=$(time_it psql "$URL" -Atc "SELECT team, charge_type, sum(cost) FROM reporting.chargeback_monthly WHERE period_start = '2026-10-01T00:00:00Z' GROUP BY 1, 2")
-    echo "events=$total hourly_rows=$rows csv_by_team=${csv}s json_by_subscription=${json}s focus=${focus}s view_chargeback_monthly=${view}s"
+    echo "events=$total hourly_rows=$rows daily_rows=$daily csv_by_team=${csv}s json_by_subscription=${json}s focus=${focus}s view_chargeback_monthly=${view}s"
 done
