@@ -142,7 +142,9 @@ public enum PriceListCSV {
     public static func parse(_ text: String) throws(PriceListErrors) -> [ModelPrice] {
         let records: [CSV.Record]
         do { records = try CSV.parse(text) } catch { throw PriceListErrors([PriceListError(line: error.line, message: error.message)]) }
-        guard let header = records.first else { throw PriceListErrors([PriceListError(line: 1, message: "the file is empty; expected a header row")]) }
+        guard let header = records.first else {
+            throw PriceListErrors([PriceListError(line: 1, message: "the file is empty; expected a header row")])
+        }
         var index: [String: Int] = [:]
         var errors: [PriceListError] = []
         for (i, name) in header.fields.enumerated() {

@@ -125,14 +125,17 @@ public struct PriceBook: Sendable, Hashable {
         for price in prices where !price.problems.isEmpty {
             throw .invalidPrice(model: price.model, problems: price.problems)
         }
-        self.prices = prices.sorted { ($0.model, $0.backend, $0.deployment, $0.effectiveFrom) < ($1.model, $1.backend, $1.deployment, $1.effectiveFrom) }
+        self.prices = prices.sorted {
+            ($0.model, $0.backend, $0.deployment, $0.effectiveFrom) < ($1.model, $1.backend, $1.deployment, $1.effectiveFrom)
+        }
     }
 
     /// The most specific price whose validity `[effectiveFrom, next version's effectiveFrom)` contains `instant`.
     public func price(model: String, backend: String = "", deployment: String = "", at instant: Date) -> ModelPrice? {
         var best: ModelPrice?
         for candidate in prices where candidate.model == model && candidate.effectiveFrom <= instant {
-            let applies = (candidate.backend.isEmpty || candidate.backend == backend) && (candidate.deployment.isEmpty || candidate.deployment == deployment)
+            let applies =
+                (candidate.backend.isEmpty || candidate.backend == backend) && (candidate.deployment.isEmpty || candidate.deployment == deployment)
             guard applies else { continue }
             // Within one key the latest start not after the instant is the one in force (the next version ends it).
             if let current = best {

@@ -128,17 +128,24 @@ public struct ChargebackDocument: Sendable {
             let group = groupBy.key(of: fact)
             let key: Key
             if fact.committed {
-                key = Key(chargeClass: fact.chargeClass, chargeType: .ptu, group: group, model: groupBy == .model ? fact.model : nil, backend: fact.backend)
+                key = Key(
+                    chargeClass: fact.chargeClass, chargeType: .ptu, group: group, model: groupBy == .model ? fact.model : nil, backend: fact.backend)
                 if fact.chargeClass == .regular { ptuWeights[fact.backend, default: [:]][group, default: 0] += fact.totalTokens }
             } else if let cost = fact.cost {
                 key = Key(chargeClass: fact.chargeClass, chargeType: .usage, group: group, model: groupBy == .model ? fact.model : nil, backend: nil)
-                lines[key, default: ChargebackLine(chargeClass: key.chargeClass, chargeType: .usage, group: group, model: key.model, unroundedAmount: 0)]
-                    .unroundedAmount! += cost
+                lines[
+                    key, default: ChargebackLine(chargeClass: key.chargeClass, chargeType: .usage, group: group, model: key.model, unroundedAmount: 0)
+                ]
+                .unroundedAmount! += cost
             } else {
                 key = Key(chargeClass: fact.chargeClass, chargeType: .unpriced, group: group, model: fact.model, backend: nil)
             }
-            lines[key, default: ChargebackLine(chargeClass: key.chargeClass, chargeType: key.chargeType, group: group, model: key.model, backend: key.backend)]
-                .add(fact)
+            lines[
+                key,
+                default: ChargebackLine(
+                    chargeClass: key.chargeClass, chargeType: key.chargeType, group: group, model: key.model, backend: key.backend)
+            ]
+            .add(fact)
         }
         // Late usage on a committed backend is covered by the commitment of the month it was used in: no further amount.
         for key in lines.keys where key.chargeType == .ptu && key.chargeClass == .correction {
@@ -159,7 +166,8 @@ public struct ChargebackDocument: Sendable {
             let total = Decimal(weights.values.reduce(Int64(0), +))
             for share in shares {
                 let key = Key(
-                    chargeClass: .regular, chargeType: .ptu, group: share.key, model: groupBy == .model ? share.key : nil, backend: commitment.backend)
+                    chargeClass: .regular, chargeType: .ptu, group: share.key, model: groupBy == .model ? share.key : nil, backend: commitment.backend
+                )
                 lines[key]?.amount = share.amount
                 lines[key]?.unroundedAmount = commitment.monthlyAmount * Decimal(weights[share.key] ?? 0) / total
             }

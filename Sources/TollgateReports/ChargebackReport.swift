@@ -27,14 +27,16 @@ public struct ChargebackReport: Sendable {
         let store = ChargebackStore(client: client)
         let facts = try await store.facts(for: period, logger: logger)
         let commitments = try await PTUStore(client: client).commitments(in: period, logger: logger)
-        return try FocusExport.build(period: period, facts: facts, commitments: commitments, subscriptionNames: try await store.subscriptionNames(logger: logger))
+        return try FocusExport.build(
+            period: period, facts: facts, commitments: commitments, subscriptionNames: try await store.subscriptionNames(logger: logger))
     }
 
     /// The export file's bytes.
     /// - Parameters:
     ///   - groupBy: ignored by `.focus`, whose rows are at subscription × model × backend × price grain.
     ///   - format: `csv` (RFC 4180), `json`, or `focus` (FOCUS 1.2 columns, CSV).
-    public func generate(period: BillingPeriod, groupBy: ChargebackGrouping, format: ChargebackFormat, now: Date, logger: Logger) async throws -> Data {
+    public func generate(period: BillingPeriod, groupBy: ChargebackGrouping, format: ChargebackFormat, now: Date, logger: Logger) async throws -> Data
+    {
         switch format {
         case .csv: try await document(period: period, groupBy: groupBy, now: now, logger: logger).csv()
         case .json: try await document(period: period, groupBy: groupBy, now: now, logger: logger).json()

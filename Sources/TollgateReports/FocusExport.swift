@@ -91,7 +91,8 @@ public struct FocusExport: Sendable {
                 "InvoiceIssuerName": "Tollgate", "PricingCategory": status == "committed" ? "Committed" : (status == "priced" ? "Standard" : "Other"),
                 "PricingQuantity": (Decimal(fact.totalTokens) / 1_000_000).fixedPoint(scale: 6), "PricingUnit": "1M Tokens",
                 "ConsumedQuantity": Decimal(fact.totalTokens).fixedPoint(scale: 1), "ConsumedUnit": "Tokens", "SkuId": fact.model,
-                "SkuPriceId": fact.priceID.map { "price-\($0)" } ?? "unpriced:\(fact.model)", "ResourceId": resource, "ResourceName": resource, "ResourceType": "LLM Deployment",
+                "SkuPriceId": fact.priceID.map { "price-\($0)" } ?? "unpriced:\(fact.model)", "ResourceId": resource, "ResourceName": resource,
+                "ResourceType": "LLM Deployment",
                 "SubAccountId": fact.subscription.rawValue, "SubAccountName": subscriptionNames[fact.subscription] ?? fact.subscription.rawValue,
                 "Tags": tags([
                     "team": fact.team, "cost_center": fact.costCenter, "product": fact.product, "deployment": fact.deployment, "pricing": status,
@@ -118,7 +119,8 @@ public struct FocusExport: Sendable {
                 "ChargeCategory": "Usage", "ChargeClass": "", "ChargeDescription": "Unused provisioned throughput on \(commitment.backend)",
                 "ChargeFrequency": "Recurring", "ServiceCategory": "AI and Machine Learning", "ServiceName": commitment.backend,
                 "ProviderName": "Tollgate", "PublisherName": commitment.backend, "InvoiceIssuerName": "Tollgate", "PricingCategory": "Committed",
-                "PricingQuantity": "0.000000", "PricingUnit": "1M Tokens", "ConsumedQuantity": "0.0", "SkuPriceId": "ptu:\(commitment.backend)", "ConsumedUnit": "Tokens", "SkuId": "ptu",
+                "PricingQuantity": "0.000000", "PricingUnit": "1M Tokens", "ConsumedQuantity": "0.0", "SkuPriceId": "ptu:\(commitment.backend)",
+                "ConsumedUnit": "Tokens", "SkuId": "ptu",
                 "ResourceId": commitment.backend, "ResourceName": commitment.backend, "ResourceType": "LLM Deployment",
                 "CommitmentDiscountCategory": "Spend", "CommitmentDiscountId": "ptu:\(commitment.backend)",
                 "CommitmentDiscountName": "Provisioned throughput on \(commitment.backend)", "CommitmentDiscountStatus": "Unused",
@@ -133,10 +135,11 @@ public struct FocusExport: Sendable {
         var text = CSV.row(Self.columns)
         let numeric: Set<String> = ["BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "PricingQuantity", "ConsumedQuantity"]
         for row in rows {
-            text += CSV.row(Self.columns.map { column in
-                let value = row[column] ?? ""
-                return numeric.contains(column) || column == "Tags" ? CSV.number(value) : CSV.text(value)
-            })
+            text += CSV.row(
+                Self.columns.map { column in
+                    let value = row[column] ?? ""
+                    return numeric.contains(column) || column == "Tags" ? CSV.number(value) : CSV.text(value)
+                })
         }
         return Data(text.utf8)
     }

@@ -38,7 +38,8 @@ public struct PeriodStore: Sendable {
             // until commit, so every rollup change is either before the close (regular) or after it (a correction).
             try await tx.query("LOCK TABLE billing_period_closes IN EXCLUSIVE MODE", logger: logger)
             try await tx.query("LOCK TABLE usage_hourly IN SHARE MODE", logger: logger)
-            let closedThrough = try await tx.query("SELECT max(period_end) FROM billing_period_closes", logger: logger)
+            let closedThrough =
+                try await tx.query("SELECT max(period_end) FROM billing_period_closes", logger: logger)
                 .collect().first?.decode(Date?.self) ?? nil
             if let closedThrough {
                 if period.end <= closedThrough { throw PeriodCloseError.alreadyClosed(period: label, closedThrough: closedThrough) }
@@ -46,7 +47,8 @@ public struct PeriodStore: Sendable {
                     throw PeriodCloseError.outOfOrder(period: label, nextToClose: BillingPeriod.containing(closedThrough, kind: .monthly).monthLabel)
                 }
             }
-            try await tx.query("""
+            try await tx.query(
+                """
                 INSERT INTO billing_period_closes (period_start, period_end, closed_by) VALUES (\(period.start), \(period.end), \(closedBy))
                 """, logger: logger)
         }
@@ -103,7 +105,8 @@ public struct ChargebackStore: Sendable {
     public func facts(for period: BillingPeriod, logger: Logger) async throws -> [ChargebackFact] {
         // The branches filter on the span start and the booking, so each reads only its month by index range: the daily
         // rollup, the hours of days split by a price change, and the late-usage bookings.
-        let rows = try await client.query("""
+        let rows = try await client.query(
+            """
             SELECT charge_class, subscription_id, product, team, cost_center, backend, deployment, model, price_id, price_list, currency,
                 committed, commitment_currency, sum(requests)::bigint, sum(prompt_tokens)::bigint, sum(cached_tokens)::bigint,
                 sum(completion_tokens)::bigint, sum(reasoning_tokens)::bigint, sum(total_tokens)::bigint, sum(cost), min(hour_start), max(span_end)
@@ -130,16 +133,22 @@ public struct ChargebackStore: Sendable {
             """, logger: logger)
         var facts: [ChargebackFact] = []
         for try await row in rows {
-            let (chargeClass, subscription, product, team, costCenter, backend, deployment, model, priceID, priceList, currency, committed,
-                commitmentCurrency, requests, prompt, cached, completion, reasoning, total, cost, first, last) = try row.decode(
-                    (String, String, String, String, String, String, String, String, Int64?, String?, String?, Bool, String?, Int64, Int64,
-                     Int64, Int64, Int64, Int64, Decimal?, Date, Date).self)
-            facts.append(ChargebackFact(
-                chargeClass: ChargeClass(rawValue: chargeClass) ?? .regular, subscription: SubscriptionID(subscription), product: product,
-                team: team, costCenter: costCenter, backend: backend, deployment: deployment, model: model, priceID: priceID,
-                priceList: priceList, currency: currency, committed: committed, commitmentCurrency: commitmentCurrency, requests: requests,
-                quantities: TokenQuantities(promptTokens: prompt, cachedPromptTokens: cached, completionTokens: completion, reasoningTokens: reasoning),
-                totalTokens: total, cost: cost, chargePeriodStart: first, chargePeriodEnd: last))
+            let (
+                chargeClass, subscription, product, team, costCenter, backend, deployment, model, priceID, priceList, currency, committed,
+                commitmentCurrency, requests, prompt, cached, completion, reasoning, total, cost, first, last
+            ) = try row.decode(
+                (
+                    String, String, String, String, String, String, String, String, Int64?, String?, String?, Bool, String?, Int64, Int64,
+                    Int64, Int64, Int64, Int64, Decimal?, Date, Date
+                ).self)
+            facts.append(
+                ChargebackFact(
+                    chargeClass: ChargeClass(rawValue: chargeClass) ?? .regular, subscription: SubscriptionID(subscription), product: product,
+                    team: team, costCenter: costCenter, backend: backend, deployment: deployment, model: model, priceID: priceID,
+                    priceList: priceList, currency: currency, committed: committed, commitmentCurrency: commitmentCurrency, requests: requests,
+                    quantities: TokenQuantities(
+                        promptTokens: prompt, cachedPromptTokens: cached, completionTokens: completion, reasoningTokens: reasoning),
+                    totalTokens: total, cost: cost, chargePeriodStart: first, chargePeriodEnd: last))
         }
         return facts
     }
@@ -147,9 +156,10 @@ public struct ChargebackStore: Sendable {
     /// Display names of subscriptions, for FOCUS `SubAccountName`.
     public func subscriptionNames(logger: Logger) async throws -> [SubscriptionID: String] {
         var names: [SubscriptionID: String] = [:]
-        for try await (id, name) in try await client.query("SELECT id, display_name FROM subscriptions WHERE display_name IS NOT NULL", logger: logger)
-            .decode((String, String).self)
-        {
+        for try await (id, name) in try await client.query(
+            "SELECT id, display_name FROM subscriptions WHERE display_name IS NOT NULL", logger: logger
+        )
+        .decode((String, String).self) {
             names[SubscriptionID(id)] = name
         }
         return names
@@ -165,7 +175,8 @@ extension PostgresClient {
         do {
             return try await withTransaction(logger: logger, body)
         } catch let error as PostgresTransactionError {
-            if error.rollbackError == nil, let closureError = error.closureError, closureError is PeriodCloseError || closureError is PriceImportError {
+            if error.rollbackError == nil, let closureError = error.closureError, closureError is PeriodCloseError || closureError is PriceImportError
+            {
                 throw closureError
             }
             throw error

@@ -122,7 +122,8 @@ public enum ExternalUsageIngest {
     private static func split(body: Data, contentType: String?) throws(IngestError) -> [Result<[String: JSONValue], Failure>] {
         let mediaType = contentType?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
         let firstByte = body.first(where: { ![0x20, 0x09, 0x0a, 0x0d].contains($0) })
-        let isNDJSON = ["application/x-ndjson", "application/jsonl", "application/jsonlines", "application/x-jsonlines"].contains(mediaType ?? "")
+        let isNDJSON =
+            ["application/x-ndjson", "application/jsonl", "application/jsonlines", "application/x-jsonlines"].contains(mediaType ?? "")
             || firstByte != UInt8(ascii: "[")
         let decoder = JSONDecoder()
         if !isNDJSON {
@@ -234,7 +235,11 @@ public enum ExternalUsageIngest {
         let responseID = string("response_id", required: false)
         var usageSource = UsageSource.reported
         if let text = string("usage_source", required: false) {
-            if let value = UsageSource(rawValue: text) { usageSource = value } else { reasons.append("usage_source must be reported, estimated or missing") }
+            if let value = UsageSource(rawValue: text) {
+                usageSource = value
+            } else {
+                reasons.append("usage_source must be reported, estimated or missing")
+            }
         }
         var httpStatus = 200
         switch fields["http_status"] {
@@ -253,13 +258,14 @@ public enum ExternalUsageIngest {
         else {
             return .failure(Rejection(id: idText, reasons: reasons))
         }
-        return .success(UsageEvent(
-            requestID: id, responseID: responseID, startedAt: started, endedAt: ended ?? started, subscription: SubscriptionID(subscriptionText),
-            product: attributes.product, team: attributes.team, costCenter: attributes.costCenter, backend: backend, deployment: deployment,
-            model: model, route: route, httpStatus: httpStatus, streamed: streamed,
-            usage: TokenUsage(
-                promptTokens: Int(prompt), completionTokens: Int(completion), cachedPromptTokens: Int(cached), reasoningTokens: Int(reasoning)),
-            usageSource: usageSource, source: source))
+        return .success(
+            UsageEvent(
+                requestID: id, responseID: responseID, startedAt: started, endedAt: ended ?? started, subscription: SubscriptionID(subscriptionText),
+                product: attributes.product, team: attributes.team, costCenter: attributes.costCenter, backend: backend, deployment: deployment,
+                model: model, route: route, httpStatus: httpStatus, streamed: streamed,
+                usage: TokenUsage(
+                    promptTokens: Int(prompt), completionTokens: Int(completion), cachedPromptTokens: Int(cached), reasoningTokens: Int(reasoning)),
+                usageSource: usageSource, source: source))
     }
 
     /// Validates a batch and writes the accepted events through `UsageStore`, idempotently on their ids.
@@ -274,10 +280,12 @@ public enum ExternalUsageIngest {
         }
         let validated = try validate(body: body, contentType: contentType, source: source, subscriptions: subscriptions, now: now)
         let inserted = try await UsageStore(client: client).insert(validated.accepted, logger: logger)
-        logger.info("External usage ingested", metadata: [
-            "ingest.source": "\(source)", "ingest.received": "\(validated.received)", "ingest.inserted": "\(inserted)",
-            "ingest.rejected": "\(validated.rejections.count)",
-        ])
+        logger.info(
+            "External usage ingested",
+            metadata: [
+                "ingest.source": "\(source)", "ingest.received": "\(validated.received)", "ingest.inserted": "\(inserted)",
+                "ingest.rejected": "\(validated.rejections.count)",
+            ])
         return IngestResult(
             received: validated.received, accepted: validated.accepted.count, inserted: inserted, duplicates: validated.accepted.count - inserted,
             rejected: validated.rejections.count, rejections: validated.rejections)

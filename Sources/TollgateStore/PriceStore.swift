@@ -57,20 +57,24 @@ public struct PriceStore: Sendable {
         return try await client.withTransactionUnwrappingDomainErrors(logger: logger) { tx in
             // Serialises with `period close`, so a price cannot slip into a month being closed.
             try await tx.query("LOCK TABLE billing_period_closes IN SHARE MODE", logger: logger)
-            let closedThrough = try await tx.query("SELECT max(period_end) FROM billing_period_closes", logger: logger)
+            let closedThrough =
+                try await tx.query("SELECT max(period_end) FROM billing_period_closes", logger: logger)
                 .collect().first?.decode(Date?.self) ?? nil
             var summary = PriceImportSummary(added: 0, unchanged: 0)
             for p in prices {
-                let existing = try await tx.query("""
+                let existing = try await tx.query(
+                    """
                     SELECT currency, input_per_1m, cached_input_per_1m, output_per_1m, reasoning_per_1m FROM model_prices
                     WHERE model = \(p.model) AND backend = \(p.backend) AND deployment = \(p.deployment) AND effective_from = \(p.effectiveFrom)
-                    """, logger: logger).collect().first
+                    """, logger: logger
+                ).collect().first
                 if let existing {
                     let (currency, input, cached, output, reasoning) = try existing.decode((String, Decimal, Decimal?, Decimal, Decimal?).self)
                     guard currency == p.currency, input == p.inputPerMillion, cached == p.cachedInputPerMillion, output == p.outputPerMillion,
                         reasoning == p.reasoningPerMillion
                     else {
-                        throw PriceImportError.conflictingVersion(model: p.model, backend: p.backend, deployment: p.deployment, effectiveFrom: p.effectiveFrom)
+                        throw PriceImportError.conflictingVersion(
+                            model: p.model, backend: p.backend, deployment: p.deployment, effectiveFrom: p.effectiveFrom)
                     }
                     summary.unchanged += 1
                     continue
@@ -78,7 +82,8 @@ public struct PriceStore: Sendable {
                 if let closedThrough, p.effectiveFrom < closedThrough {
                     throw PriceImportError.startsInClosedPeriod(model: p.model, effectiveFrom: p.effectiveFrom, closedThrough: closedThrough)
                 }
-                try await tx.query("""
+                try await tx.query(
+                    """
                     INSERT INTO model_prices (model, backend, deployment, currency, effective_from, input_per_1m, cached_input_per_1m,
                         output_per_1m, reasoning_per_1m, price_list)
                     VALUES (\(p.model), \(p.backend), \(p.deployment), \(p.currency), \(p.effectiveFrom), \(p.inputPerMillion),
@@ -86,14 +91,17 @@ public struct PriceStore: Sendable {
                     """, logger: logger)
                 summary.added += 1
             }
-            logger.info("Prices imported", metadata: ["prices.list": "\(priceList)", "prices.added": "\(summary.added)", "prices.unchanged": "\(summary.unchanged)"])
+            logger.info(
+                "Prices imported",
+                metadata: ["prices.list": "\(priceList)", "prices.added": "\(summary.added)", "prices.unchanged": "\(summary.unchanged)"])
             return summary
         }
     }
 
     /// Every stored version, ordered by model, backend, deployment and start.
     public func list(logger: Logger) async throws -> [StoredPrice] {
-        let rows = try await client.query("""
+        let rows = try await client.query(
+            """
             SELECT id, model, backend, deployment, currency, effective_from, input_per_1m, cached_input_per_1m, output_per_1m,
                 reasoning_per_1m, price_list, nullif(effective_to, 'infinity')
             FROM model_price_versions ORDER BY model, backend, deployment, effective_from
@@ -102,12 +110,13 @@ public struct PriceStore: Sendable {
         for try await row in rows {
             let (id, model, backend, deployment, currency, from, input, cached, output, reasoning, priceList, to) =
                 try row.decode((Int64, String, String, String, String, Date, Decimal, Decimal?, Decimal, Decimal?, String, Date?).self)
-            prices.append(StoredPrice(
-                id: id,
-                price: ModelPrice(
-                    model: model, backend: backend, deployment: deployment, currency: currency, effectiveFrom: from, inputPerMillion: input,
-                    cachedInputPerMillion: cached, outputPerMillion: output, reasoningPerMillion: reasoning),
-                priceList: priceList, effectiveTo: to))
+            prices.append(
+                StoredPrice(
+                    id: id,
+                    price: ModelPrice(
+                        model: model, backend: backend, deployment: deployment, currency: currency, effectiveFrom: from, inputPerMillion: input,
+                        cachedInputPerMillion: cached, outputPerMillion: output, reasoningPerMillion: reasoning),
+                    priceList: priceList, effectiveTo: to))
         }
         return prices
     }
@@ -139,7 +148,8 @@ public struct PTUStore: Sendable {
     /// Sets the commitment from `effectiveFrom`'s month on (replacing a row for the same month).
     /// - Throws: a database error when the month is already closed (its money is frozen).
     public func set(_ commitment: PTUCommitment, logger: Logger) async throws {
-        try await client.query("""
+        try await client.query(
+            """
             INSERT INTO ptu_commitments (backend, effective_from, monthly_amount, currency, description)
             VALUES (\(commitment.backend), \(commitment.effectiveFrom), \(commitment.monthlyAmount), \(commitment.currency), \(commitment.description))
             ON CONFLICT (backend, effective_from) DO UPDATE SET monthly_amount = EXCLUDED.monthly_amount, currency = EXCLUDED.currency,
@@ -149,7 +159,8 @@ public struct PTUStore: Sendable {
 
     /// The commitments in force during `period` (one month), with a non-zero amount.
     public func commitments(in period: BillingPeriod, logger: Logger) async throws -> [PTUCommitment] {
-        let rows = try await client.query("""
+        let rows = try await client.query(
+            """
             SELECT backend, effective_from, monthly_amount, currency, description FROM ptu_commitment_versions
             WHERE effective_from <= \(period.start) AND effective_to > \(period.start) AND monthly_amount > 0 ORDER BY backend
             """, logger: logger)

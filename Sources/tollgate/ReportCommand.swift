@@ -33,9 +33,12 @@ struct ReportCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let (period, groupBy, format, output) = (BillingPeriod.month(period)!, ChargebackGrouping(rawValue: groupBy)!, ChargebackFormat(rawValue: format)!, output)
+            let (period, groupBy, format, output) = (
+                BillingPeriod.month(period)!, ChargebackGrouping(rawValue: groupBy)!, ChargebackFormat(rawValue: format)!, output
+            )
             let data = try await CLIDatabase.withClient(database) { client in
-                try await ChargebackReport(client: client).generate(period: period, groupBy: groupBy, format: format, now: Date(), logger: CLILogger.shared)
+                try await ChargebackReport(client: client).generate(
+                    period: period, groupBy: groupBy, format: format, now: Date(), logger: CLILogger.shared)
             }
             if let output {
                 try data.write(to: URL(fileURLWithPath: output), options: .atomic)

@@ -7,14 +7,18 @@ import TollgateCore
     static func t(_ text: String) -> Date { Date(iso8601: text)! }
 
     static let book = try! PriceBook([
-        ModelPrice(model: "gpt-4o", currency: "USD", effectiveFrom: t("2026-09-01T00:00:00Z"), inputPerMillion: d("2.50"),
-                   cachedInputPerMillion: d("1.25"), outputPerMillion: d("10.00")),
-        ModelPrice(model: "gpt-4o", currency: "USD", effectiveFrom: t("2026-10-15T00:00:00Z"), inputPerMillion: d("2.00"),
-                   outputPerMillion: d("8.00")),
-        ModelPrice(model: "gpt-4o", backend: "azure-east", currency: "USD", effectiveFrom: t("2026-10-01T00:00:00Z"),
-                   inputPerMillion: d("3.00"), outputPerMillion: d("12.00")),
-        ModelPrice(model: "o3", currency: "USD", effectiveFrom: t("2026-09-01T00:00:00Z"), inputPerMillion: d("2.00"),
-                   outputPerMillion: d("8.00"), reasoningPerMillion: d("4.00")),
+        ModelPrice(
+            model: "gpt-4o", currency: "USD", effectiveFrom: t("2026-09-01T00:00:00Z"), inputPerMillion: d("2.50"),
+            cachedInputPerMillion: d("1.25"), outputPerMillion: d("10.00")),
+        ModelPrice(
+            model: "gpt-4o", currency: "USD", effectiveFrom: t("2026-10-15T00:00:00Z"), inputPerMillion: d("2.00"),
+            outputPerMillion: d("8.00")),
+        ModelPrice(
+            model: "gpt-4o", backend: "azure-east", currency: "USD", effectiveFrom: t("2026-10-01T00:00:00Z"),
+            inputPerMillion: d("3.00"), outputPerMillion: d("12.00")),
+        ModelPrice(
+            model: "o3", currency: "USD", effectiveFrom: t("2026-09-01T00:00:00Z"), inputPerMillion: d("2.00"),
+            outputPerMillion: d("8.00"), reasoningPerMillion: d("4.00")),
     ])
 
     @Test(arguments: [
@@ -81,7 +85,8 @@ import TollgateCore
         #expect(uneven.map(\.key) == ["chat", "search"])
         #expect(uneven.map(\.amount) == [Self.d("333.33"), Self.d("666.67")])
         #expect(ProRataAllocation.allocate(Self.d("5.00"), scale: 2, weights: ["x": 0]).isEmpty)
-        let many = ProRataAllocation.allocate(Self.d("0.05"), scale: 2, weights: Dictionary(uniqueKeysWithValues: (0..<7).map { ("s\($0)", Int64(1)) }))
+        let many = ProRataAllocation.allocate(
+            Self.d("0.05"), scale: 2, weights: Dictionary(uniqueKeysWithValues: (0..<7).map { ("s\($0)", Int64(1)) }))
         #expect(many.map(\.amount).reduce(0, +) == Self.d("0.05"))
         #expect(many.filter { $0.amount == Self.d("0.01") }.map(\.key) == ["s0", "s1", "s2", "s3", "s4"])
     }
@@ -89,7 +94,8 @@ import TollgateCore
 
 @Suite struct PriceListCSVTests {
     @Test func parsesAValidList() throws {
-        let prices = try PriceListCSV.parse("""
+        let prices = try PriceListCSV.parse(
+            """
             model,currency,effective_from,input_per_1m,output_per_1m,cached_input_per_1m\r
             gpt-4o,USD,2026-10-01,2.50,10.00,1.25\r
             "o3-mini",EUR,2026-10-15T06:00:00Z,1.10,4.40,\r
@@ -104,7 +110,8 @@ import TollgateCore
 
     @Test func reportsEveryProblemWithItsLine() {
         do {
-            _ = try PriceListCSV.parse("""
+            _ = try PriceListCSV.parse(
+                """
                 model,currency,effective_from,input_per_1m,output_per_1m
                 gpt-4o,USD,2026-10-01,2.50,10.00
                 gpt-4o,usd,2026-10-01T10:30:00Z,abc,1e3
@@ -113,21 +120,24 @@ import TollgateCore
                 """)
             Issue.record("expected errors")
         } catch {
-            #expect(error.errors.map(\.description) == [
-                "line 3: input_per_1m 'abc' is not a plain decimal number such as 2.50",
-                "line 3: output_per_1m '1e3' is not a plain decimal number such as 2.50",
-                "line 4: input_per_1m must not be negative",
-                "line 5: the same model, backend, deployment and effective_from is already on line 2",
-            ])
+            #expect(
+                error.errors.map(\.description) == [
+                    "line 3: input_per_1m 'abc' is not a plain decimal number such as 2.50",
+                    "line 3: output_per_1m '1e3' is not a plain decimal number such as 2.50",
+                    "line 4: input_per_1m must not be negative",
+                    "line 5: the same model, backend, deployment and effective_from is already on line 2",
+                ])
         }
     }
 
     @Test func unknownAndMissingColumns() {
-        #expect(throws: PriceListErrors([
-            PriceListError(line: 1, message: "unknown column 'price'; expected: \(PriceListCSV.columns.joined(separator: ", "))"),
-            PriceListError(line: 1, message: "missing required column 'input_per_1m'"),
-            PriceListError(line: 1, message: "missing required column 'output_per_1m'"),
-        ])) { try PriceListCSV.parse("model,currency,effective_from,price\ngpt-4o,USD,2026-10-01,1\n") }
+        #expect(
+            throws: PriceListErrors([
+                PriceListError(line: 1, message: "unknown column 'price'; expected: \(PriceListCSV.columns.joined(separator: ", "))"),
+                PriceListError(line: 1, message: "missing required column 'input_per_1m'"),
+                PriceListError(line: 1, message: "missing required column 'output_per_1m'"),
+            ])
+        ) { try PriceListCSV.parse("model,currency,effective_from,price\ngpt-4o,USD,2026-10-01,1\n") }
     }
 }
 

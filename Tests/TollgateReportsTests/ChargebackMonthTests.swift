@@ -49,17 +49,19 @@ import TollgateTestSupport
         """
     }
 
-    static let octoberBatch = "[" + [
-        event(1, "search-prod", "gpt-4o", "openai", "2026-10-03T10:15:00Z", prompt: 1_000_000, cached: 400_000, completion: 200_000),
-        event(2, "search-prod", "gpt-4o", "openai", "2026-10-14T23:59:59Z", prompt: 100_000, completion: 10_000),
-        event(3, "search-prod", "gpt-4o", "openai", "2026-10-15T00:00:00Z", prompt: 100_000, completion: 10_000),
-        event(4, "chat-prod", "gpt-4o", "openai", "2026-10-20T08:00:00Z", prompt: 500_000, cached: 500_000, completion: 50_000),
-        event(5, "chat-prod", "o3-mini", "openai", "2026-10-05T12:00:00Z", prompt: 10_000, completion: 20_000, reasoning: 15_000),
-        event(6, "chat-prod", "llama-3-70b", "openai", "2026-10-07T09:00:00Z", prompt: 3_000, completion: 1_000),
-        event(7, "evil-prod", "gpt-4o", "openai", "2026-10-02T00:00:00Z", prompt: 50_000, completion: 0),
-        event(8, "search-prod", "gpt-4o", "azure-ptu", "2026-10-10T12:00:00Z", prompt: 1_500_000, completion: 500_000),
-        event(9, "chat-prod", "gpt-4o", "azure-ptu", "2026-10-10T13:00:00Z", prompt: 800_000, completion: 200_000),
-    ].joined(separator: ",\n") + "]"
+    static let octoberBatch =
+        "["
+        + [
+            event(1, "search-prod", "gpt-4o", "openai", "2026-10-03T10:15:00Z", prompt: 1_000_000, cached: 400_000, completion: 200_000),
+            event(2, "search-prod", "gpt-4o", "openai", "2026-10-14T23:59:59Z", prompt: 100_000, completion: 10_000),
+            event(3, "search-prod", "gpt-4o", "openai", "2026-10-15T00:00:00Z", prompt: 100_000, completion: 10_000),
+            event(4, "chat-prod", "gpt-4o", "openai", "2026-10-20T08:00:00Z", prompt: 500_000, cached: 500_000, completion: 50_000),
+            event(5, "chat-prod", "o3-mini", "openai", "2026-10-05T12:00:00Z", prompt: 10_000, completion: 20_000, reasoning: 15_000),
+            event(6, "chat-prod", "llama-3-70b", "openai", "2026-10-07T09:00:00Z", prompt: 3_000, completion: 1_000),
+            event(7, "evil-prod", "gpt-4o", "openai", "2026-10-02T00:00:00Z", prompt: 50_000, completion: 0),
+            event(8, "search-prod", "gpt-4o", "azure-ptu", "2026-10-10T12:00:00Z", prompt: 1_500_000, completion: 500_000),
+            event(9, "chat-prod", "gpt-4o", "azure-ptu", "2026-10-10T13:00:00Z", prompt: 800_000, completion: 200_000),
+        ].joined(separator: ",\n") + "]"
 
     static func seed(_ client: PostgresClient) async throws {
         let logger = TestDatabase.logger
@@ -107,7 +109,8 @@ import TollgateTestSupport
             try await Self.seed(client)
             let report = ChargebackReport(client: client)
 
-            let csv = String(decoding: try await report.generate(period: Self.october, groupBy: .team, format: .csv, now: Self.now, logger: logger), as: UTF8.self)
+            let csv = String(
+                decoding: try await report.generate(period: Self.october, groupBy: .team, format: .csv, now: Self.now, logger: logger), as: UTF8.self)
             #expect(csv == Self.expectedOctoberCSV)
 
             // The document's total is the sum of its lines, exactly.
@@ -128,21 +131,25 @@ import TollgateTestSupport
             #expect(result.inserted == 2)
 
             // October is frozen: byte for byte the same export.
-            let after = String(decoding: try await report.generate(period: Self.october, groupBy: .team, format: .csv, now: Self.now, logger: logger), as: UTF8.self)
+            let after = String(
+                decoding: try await report.generate(period: Self.october, groupBy: .team, format: .csv, now: Self.now, logger: logger), as: UTF8.self)
             #expect(after == Self.expectedOctoberCSV)
             #expect(try await report.document(period: Self.october, groupBy: .team, now: Self.now, logger: logger).status == .closed)
 
             // November: its own 100,000 prompt tokens at 2.00 = 0.20, the late October usage as a correction at October's
             // price in force on the 20th (0.2×2.00 + 0.02×8.00 = 0.56), and the commitment, unused in November: 1000.00.
-            let november = String(decoding: try await report.generate(period: Self.november, groupBy: .team, format: .csv, now: Self.now, logger: logger), as: UTF8.self)
-            #expect(november == """
-                period,group_by,group,charge_type,charge_class,model,backend,requests,prompt_tokens,cached_tokens,completion_tokens,reasoning_tokens,total_tokens,amount,currency\r
-                2026-11,team,search,usage,regular,,,1,100000,0,0,0,100000,0.20,USD\r
-                2026-11,team,(unallocated),ptu,regular,,azure-ptu,0,0,0,0,0,0,1000.00,USD\r
-                2026-11,team,search,usage,correction,,,1,200000,0,20000,0,220000,0.56,USD\r
-                2026-11,team,,total,,,,2,300000,0,20000,0,320000,1000.76,USD\r
+            let november = String(
+                decoding: try await report.generate(period: Self.november, groupBy: .team, format: .csv, now: Self.now, logger: logger), as: UTF8.self
+            )
+            #expect(
+                november == """
+                    period,group_by,group,charge_type,charge_class,model,backend,requests,prompt_tokens,cached_tokens,completion_tokens,reasoning_tokens,total_tokens,amount,currency\r
+                    2026-11,team,search,usage,regular,,,1,100000,0,0,0,100000,0.20,USD\r
+                    2026-11,team,(unallocated),ptu,regular,,azure-ptu,0,0,0,0,0,0,1000.00,USD\r
+                    2026-11,team,search,usage,correction,,,1,200000,0,20000,0,220000,0.56,USD\r
+                    2026-11,team,,total,,,,2,300000,0,20000,0,320000,1000.76,USD\r
 
-                """)
+                    """)
         }
     }
 }

@@ -33,13 +33,15 @@ import TollgateTestSupport
             let prices = PriceStore(client: client)
             let lateSeptember = ModelPrice(
                 model: "gpt-4o", currency: "USD", effectiveFrom: Date(iso8601: "2026-09-30T23:00:00Z")!, inputPerMillion: 1, outputPerMillion: 1)
-            await #expect(throws: PriceImportError.startsInClosedPeriod(
-                model: "gpt-4o", effectiveFrom: lateSeptember.effectiveFrom, closedThrough: Self.october.start)
+            await #expect(
+                throws: PriceImportError.startsInClosedPeriod(
+                    model: "gpt-4o", effectiveFrom: lateSeptember.effectiveFrom, closedThrough: Self.october.start)
             ) {
                 try await prices.importPrices([lateSeptember], priceList: "late.csv", logger: logger)
             }
             await #expect(throws: PSQLError.self) {
-                try await client.query("""
+                try await client.query(
+                    """
                     INSERT INTO model_prices (model, currency, effective_from, input_per_1m, output_per_1m, price_list)
                     VALUES ('gpt-4o', 'USD', '2026-09-15T00:00:00Z', 1, 1, 'sql')
                     """, logger: logger)
@@ -50,7 +52,9 @@ import TollgateTestSupport
             #expect(try await prices.importPrices([october], priceList: "oct.csv", logger: logger) == PriceImportSummary(added: 0, unchanged: 1))
             var changed = october
             changed.outputPerMillion = 9
-            await #expect(throws: PriceImportError.conflictingVersion(model: "gpt-4o", backend: "", deployment: "", effectiveFrom: Self.october.start)) {
+            await #expect(
+                throws: PriceImportError.conflictingVersion(model: "gpt-4o", backend: "", deployment: "", effectiveFrom: Self.october.start)
+            ) {
                 try await prices.importPrices([changed], priceList: "oct-v2.csv", logger: logger)
             }
             await #expect(throws: PSQLError.self) {
@@ -62,9 +66,11 @@ import TollgateTestSupport
             // A closed month's commitment is frozen too.
             let ptu = PTUStore(client: client)
             await #expect(throws: PSQLError.self) {
-                try await ptu.set(PTUCommitment(backend: "azure-ptu", effectiveFrom: Self.september.start, monthlyAmount: 500, currency: "USD"), logger: logger)
+                try await ptu.set(
+                    PTUCommitment(backend: "azure-ptu", effectiveFrom: Self.september.start, monthlyAmount: 500, currency: "USD"), logger: logger)
             }
-            try await ptu.set(PTUCommitment(backend: "azure-ptu", effectiveFrom: Self.october.start, monthlyAmount: 500, currency: "USD"), logger: logger)
+            try await ptu.set(
+                PTUCommitment(backend: "azure-ptu", effectiveFrom: Self.october.start, monthlyAmount: 500, currency: "USD"), logger: logger)
             #expect(try await ptu.commitments(in: Self.november, logger: logger).map(\.monthlyAmount) == [500])
         }
     }

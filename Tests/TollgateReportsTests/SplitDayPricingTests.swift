@@ -20,7 +20,8 @@ import TollgateTestSupport
             let logger = TestDatabase.logger
             try await CatalogStore(client: client).apply(
                 PolicyDocument(subscriptions: [SubscriptionSpec(id: "ops-prod", team: "ops", costCenter: "CC-9")]), logger: logger)
-            let prices = try PriceListCSV.parse("""
+            let prices = try PriceListCSV.parse(
+                """
                 model,currency,effective_from,input_per_1m,output_per_1m
                 gpt-4o-mini,USD,2026-10-01,1.00,4.00
                 gpt-4o-mini,USD,2026-10-15T12:00:00Z,2.00,8.00
@@ -37,9 +38,11 @@ import TollgateTestSupport
                 #expect(result.inserted == 3)
             }
             // 14th: 2M at 1.00 = 2.00; 15th: 1M at 1.00 (11:30) + 2M at 2.00 (12:00, 12:59:59) = 5.00; 16th: 1M at 2.00 = 2.00.
-            let daily = try await client.query("""
+            let daily = try await client.query(
+                """
                 SELECT usage_date::text, sum(list_cost), sum(prompt_tokens)::bigint FROM reporting.usage_daily GROUP BY 1 ORDER BY 1
-                """, logger: logger).collect().map { try $0.decode((String, Decimal, Int64).self) }
+                """, logger: logger
+            ).collect().map { try $0.decode((String, Decimal, Int64).self) }
             #expect(daily.map(\.0) == ["2026-10-14", "2026-10-15", "2026-10-16"])
             #expect(daily.map(\.1) == [Decimal(string: "2.00")!, Decimal(string: "5.00")!, Decimal(string: "2.00")!])
             #expect(daily.map(\.2) == [2_000_000, 3_000_000, 1_000_000])
@@ -52,9 +55,10 @@ import TollgateTestSupport
             // FOCUS splits by price version: 3M at the old price (3.00), 3M at the new one (6.00).
             let focus = try await report.focus(period: BillingPeriod.month("2026-10")!, logger: logger)
             #expect(focus.rows.map { $0["BilledCost"]! }.sorted() == ["3.0000000000", "6.0000000000"])
-            #expect(focus.rows.map { "\($0["ChargePeriodStart"]!)..\($0["ChargePeriodEnd"]!)" }.sorted() == [
-                "2026-10-14T00:00:00Z..2026-10-15T12:00:00Z", "2026-10-15T12:00:00Z..2026-10-17T00:00:00Z",
-            ])
+            #expect(
+                focus.rows.map { "\($0["ChargePeriodStart"]!)..\($0["ChargePeriodEnd"]!)" }.sorted() == [
+                    "2026-10-14T00:00:00Z..2026-10-15T12:00:00Z", "2026-10-15T12:00:00Z..2026-10-17T00:00:00Z",
+                ])
         }
     }
 }

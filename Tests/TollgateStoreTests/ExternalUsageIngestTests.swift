@@ -5,14 +5,17 @@ import TollgateStore
 
 @Suite struct ExternalUsageIngestValidationTests {
     static let now = Date(iso8601: "2026-11-05T09:00:00Z")!
-    static let subscriptions: [SubscriptionID: IngestSubscription] = ["search-prod": IngestSubscription(team: "search", costCenter: "CC-100", product: "search")]
+    static let subscriptions: [SubscriptionID: IngestSubscription] = [
+        "search-prod": IngestSubscription(team: "search", costCenter: "CC-100", product: "search")
+    ]
 
     static func validate(_ body: String, contentType: String? = nil) throws -> ExternalUsageIngest.Validated {
         try ExternalUsageIngest.validate(body: Data(body.utf8), contentType: contentType, source: "apim-east", subscriptions: subscriptions, now: now)
     }
 
     @Test func acceptsAGoodEventAndSnapshotsTheSubscription() throws {
-        let result = try Self.validate("""
+        let result = try Self.validate(
+            """
             [{"id":"0192f000-0000-7000-8000-000000000001","subscription":"search-prod","model":"gpt-4o","timestamp":"2026-11-01T10:00:00Z",
               "prompt_tokens":1200,"completion_tokens":300,"cached_tokens":1000,"total_tokens":1500,"extra":"ignored"}]
             """)
@@ -38,19 +41,25 @@ import TollgateStore
         let result = try Self.validate(body, contentType: "application/x-ndjson")
         #expect(result.received == 7)
         #expect(result.accepted.map(\.requestID.uuidString) == ["0192F000-0000-7000-8000-000000000005"])
-        #expect(result.rejections == [
-            IngestRejection(index: 0, id: "0192f000-0000-7000-8000-000000000001", reasons: ["prompt_tokens must not be negative"]),
-            IngestRejection(index: 1, id: "0192f000-0000-7000-8000-000000000002", reasons: ["unknown subscription 'nobody'"]),
-            IngestRejection(index: 2, id: "0192f000-0000-7000-8000-000000000003", reasons: [
-                "timestamp 'yesterday' is not an RFC 3339 timestamp such as 2026-10-03T12:00:01Z",
-            ]),
-            IngestRejection(index: 3, id: "0192f000-0000-7000-8000-000000000004", reasons: [
-                "timestamp 2026-12-01T00:00:00Z is in the future",
-                "completion_tokens 99999999999 is absurd for one request (at most 10000000)",
-            ]),
-            IngestRejection(index: 4, id: nil, reasons: ["line 5 is not a JSON object"]),
-            IngestRejection(index: 5, id: "7", reasons: ["id must be a UUID (the idempotency key of the event)", "prompt_tokens must be a whole number"]),
-        ])
+        #expect(
+            result.rejections == [
+                IngestRejection(index: 0, id: "0192f000-0000-7000-8000-000000000001", reasons: ["prompt_tokens must not be negative"]),
+                IngestRejection(index: 1, id: "0192f000-0000-7000-8000-000000000002", reasons: ["unknown subscription 'nobody'"]),
+                IngestRejection(
+                    index: 2, id: "0192f000-0000-7000-8000-000000000003",
+                    reasons: [
+                        "timestamp 'yesterday' is not an RFC 3339 timestamp such as 2026-10-03T12:00:01Z"
+                    ]),
+                IngestRejection(
+                    index: 3, id: "0192f000-0000-7000-8000-000000000004",
+                    reasons: [
+                        "timestamp 2026-12-01T00:00:00Z is in the future",
+                        "completion_tokens 99999999999 is absurd for one request (at most 10000000)",
+                    ]),
+                IngestRejection(index: 4, id: nil, reasons: ["line 5 is not a JSON object"]),
+                IngestRejection(
+                    index: 5, id: "7", reasons: ["id must be a UUID (the idempotency key of the event)", "prompt_tokens must be a whole number"]),
+            ])
     }
 
     @Test func batchLevelErrors() {
