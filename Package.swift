@@ -85,7 +85,11 @@ let package = Package(
         // Chargeback exports: CSV, JSON, FOCUS.
         .target(
             name: "TollgateReports",
-            dependencies: ["TollgateCore", "TollgateStore", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "TollgateCore", "TollgateStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
             swiftSettings: settings
         ),
         // Composition root: configuration, buildApplication, admin API.
@@ -135,6 +139,14 @@ let package = Package(
                 "TollgateGateway", "TollgateServer", "TollgateTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "TollgateReportsTests",
+            dependencies: [
+                "TollgateReports", "TollgateStore", "TollgateTestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: settings
         ),

@@ -150,6 +150,7 @@ public struct AdminAPI: Sendable {
             }
             return ApplyResult(applied: !dryRun, changes: changes)
         }
+        registerReports(on: admin)
         admin.get("usage/summary") { request, context -> [UsageSummaryRow] in
             let from = try Self.instant(request.uri.queryParameters["from"], name: "from") ?? BillingPeriod.containing(Date(), kind: .monthly).start
             let to = try Self.instant(request.uri.queryParameters["to"], name: "to") ?? Date.distantFuture

@@ -16,6 +16,9 @@ struct Tollgate: AsyncParsableCommand {
             Every command accepts --help.
             """,
         version: "0.1.0",
-        subcommands: [ServeCommand.self, MigrateCommand.self, ApplyCommand.self, ValidateCommand.self, KeysCommand.self]
+        subcommands: [
+            ServeCommand.self, MigrateCommand.self, ApplyCommand.self, ValidateCommand.self, KeysCommand.self, ReportCommand.self, PricesCommand.self,
+            PeriodCommand.self,
+        ]
     )
 }

@@ -1,0 +1,153 @@
+import Foundation
+import TollgateCore
+import TollgateStore
+
+/// A month's charges as FOCUS rows (FinOps Open Cost and Usage Specification), one row per subscription, model,
+/// backend/deployment, price version and charge class.
+///
+/// Columns follow FOCUS 1.2; those FOCUS 1.0 also requires (and 1.2 keeps) are included so the file validates against
+/// 1.0 with `focus-validator`. Amounts keep the ledger's precision (10 decimal places, rounded half to even once per
+/// row), so the rows sum exactly to the file's total; PTU shares are allocated per row by largest remainder at that
+/// precision and sum exactly to the commitment. `x_PricingStatus` says how each row is charged: `priced`, `committed`
+/// or `unpriced`. FOCUS has no empty cost, so unpriced rows carry 0 in the cost columns and `unpriced` here and in Tags:
+/// they are not a zero price, they are usage waiting for one.
+public struct FocusExport: Sendable {
+    public static let scale = 10
+
+    public static let columns = [
+        "BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "ChargePeriodStart", "ChargePeriodEnd", "BillingPeriodStart",
+        "BillingPeriodEnd", "BillingAccountId", "BillingAccountName", "BillingCurrency", "ChargeCategory", "ChargeClass", "ChargeDescription",
+        "ChargeFrequency", "ServiceCategory", "ServiceName", "ProviderName", "PublisherName", "InvoiceIssuerName", "PricingCategory",
+        "PricingQuantity", "PricingUnit", "ListUnitPrice", "ContractedUnitPrice", "ConsumedQuantity", "ConsumedUnit", "SkuId", "SkuPriceId",
+        "ResourceId", "ResourceName", "ResourceType", "RegionId", "RegionName", "SubAccountId", "SubAccountName",
+        "CommitmentDiscountCategory", "CommitmentDiscountId", "CommitmentDiscountName", "CommitmentDiscountStatus", "CommitmentDiscountType",
+        "Tags", "x_PricingStatus", "x_PriceList",
+    ]
+
+    public var rows: [[String: String]]
+    /// Sum of `BilledCost` over the rows.
+    public var total: Decimal
+    public var currency: String?
+
+    public static func build(
+        period: BillingPeriod, facts: [ChargebackFact], commitments: [PTUCommitment], subscriptionNames: [SubscriptionID: String]
+    ) throws(PricingError) -> FocusExport {
+        let currency = try ChargebackDocument.billingCurrency(facts: facts, commitments: commitments)
+        var rows: [[String: String]] = []
+        var total = Decimal(0)
+        // PTU shares per fact row, keyed by the fact's index.
+        var shares: [Int: Decimal] = [:]
+        var unallocated: [PTUCommitment] = []
+        for commitment in commitments {
+            var weights: [Int: Int64] = [:]
+            for (i, fact) in facts.enumerated() where fact.committed && fact.chargeClass == .regular && fact.backend == commitment.backend {
+                weights[i] = fact.totalTokens
+            }
+            let allocated = ProRataAllocation.allocate(commitment.monthlyAmount.rounded(scale: scale), scale: scale, weights: weights)
+            if allocated.isEmpty { unallocated.append(commitment) }
+            for share in allocated { shares[share.key] = share.amount }
+        }
+        func amount(_ value: Decimal) -> String { value.fixedPoint(scale: scale) }
+        func tags(_ pairs: [String: String]) -> String {
+            let data = (try? JSONSerialization.data(withJSONObject: pairs, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+            return String(decoding: data, as: UTF8.self)
+        }
+        for (i, fact) in facts.enumerated() {
+            let status: String
+            let billed: Decimal
+            var list: Decimal
+            if fact.committed {
+                status = "committed"
+                billed = fact.chargeClass == .regular ? (shares[i] ?? 0) : 0
+                list = fact.cost?.rounded(scale: scale) ?? billed
+            } else if let cost = fact.cost {
+                status = "priced"
+                billed = cost.rounded(scale: scale)
+                list = billed
+            } else {
+                status = "unpriced"
+                billed = 0
+                list = 0
+            }
+            if fact.committed && fact.cost == nil { list = billed }
+            total += billed
+            let resource = "\(fact.backend)/\(fact.deployment.isEmpty ? fact.model : fact.deployment)"
+            let mode: String
+            switch status {
+            case "committed": mode = "provisioned throughput share"
+            case "unpriced": mode = "UNPRICED: no price in force, not billed"
+            default: mode = "pay-as-you-go"
+            }
+            var row: [String: String] = [
+                "BilledCost": amount(billed), "EffectiveCost": amount(billed), "ListCost": amount(list), "ContractedCost": amount(billed),
+                "ChargePeriodStart": fact.chargePeriodStart.focusTimestamp, "ChargePeriodEnd": fact.chargePeriodEnd.focusTimestamp,
+                "BillingPeriodStart": period.start.focusTimestamp, "BillingPeriodEnd": period.end.focusTimestamp,
+                "BillingAccountId": fact.costCenter.isEmpty ? "unassigned" : fact.costCenter,
+                "BillingAccountName": fact.costCenter.isEmpty ? "unassigned" : fact.costCenter,
+                "BillingCurrency": fact.committed ? (fact.commitmentCurrency ?? currency ?? "") : (fact.currency ?? currency ?? "USD"),
+                "ChargeCategory": "Usage", "ChargeClass": fact.chargeClass == .correction ? "Correction" : "",
+                "ChargeDescription": "\(fact.model) tokens via \(fact.backend) (\(mode))", "ChargeFrequency": "Usage-Based",
+                "ServiceCategory": "AI and Machine Learning", "ServiceName": fact.backend, "ProviderName": "Tollgate", "PublisherName": fact.backend,
+                "InvoiceIssuerName": "Tollgate", "PricingCategory": status == "committed" ? "Committed" : (status == "priced" ? "Standard" : "Other"),
+                "PricingQuantity": (Decimal(fact.totalTokens) / 1_000_000).fixedPoint(scale: 6), "PricingUnit": "1M Tokens",
+                "ConsumedQuantity": Decimal(fact.totalTokens).fixedPoint(scale: 1), "ConsumedUnit": "Tokens", "SkuId": fact.model,
+                "SkuPriceId": fact.priceID.map { "price-\($0)" } ?? "unpriced:\(fact.model)", "ResourceId": resource, "ResourceName": resource,
+                "ResourceType": "LLM Deployment",
+                "SubAccountId": fact.subscription.rawValue, "SubAccountName": subscriptionNames[fact.subscription] ?? fact.subscription.rawValue,
+                "Tags": tags([
+                    "team": fact.team, "cost_center": fact.costCenter, "product": fact.product, "deployment": fact.deployment, "pricing": status,
+                ]),
+                "x_PricingStatus": status, "x_PriceList": fact.priceList ?? "",
+            ]
+            if fact.committed {
+                row["CommitmentDiscountCategory"] = "Spend"
+                row["CommitmentDiscountId"] = "ptu:\(fact.backend)"
+                row["CommitmentDiscountName"] = "Provisioned throughput on \(fact.backend)"
+                row["CommitmentDiscountStatus"] = "Used"
+                row["CommitmentDiscountType"] = "Provisioned Throughput"
+            }
+            rows.append(row)
+        }
+        for commitment in unallocated {
+            let value = commitment.monthlyAmount.rounded(scale: scale)
+            total += value
+            rows.append([
+                "BilledCost": amount(value), "EffectiveCost": amount(value), "ListCost": amount(value), "ContractedCost": amount(value),
+                "ChargePeriodStart": period.start.focusTimestamp, "ChargePeriodEnd": period.end.focusTimestamp,
+                "BillingPeriodStart": period.start.focusTimestamp, "BillingPeriodEnd": period.end.focusTimestamp,
+                "BillingAccountId": "unassigned", "BillingAccountName": "unassigned", "BillingCurrency": commitment.currency,
+                "ChargeCategory": "Usage", "ChargeClass": "", "ChargeDescription": "Unused provisioned throughput on \(commitment.backend)",
+                "ChargeFrequency": "Recurring", "ServiceCategory": "AI and Machine Learning", "ServiceName": commitment.backend,
+                "ProviderName": "Tollgate", "PublisherName": commitment.backend, "InvoiceIssuerName": "Tollgate", "PricingCategory": "Committed",
+                "PricingQuantity": "0.000000", "PricingUnit": "1M Tokens", "ConsumedQuantity": "0.0", "SkuPriceId": "ptu:\(commitment.backend)",
+                "ConsumedUnit": "Tokens", "SkuId": "ptu",
+                "ResourceId": commitment.backend, "ResourceName": commitment.backend, "ResourceType": "LLM Deployment",
+                "CommitmentDiscountCategory": "Spend", "CommitmentDiscountId": "ptu:\(commitment.backend)",
+                "CommitmentDiscountName": "Provisioned throughput on \(commitment.backend)", "CommitmentDiscountStatus": "Unused",
+                "CommitmentDiscountType": "Provisioned Throughput", "Tags": "{\"pricing\":\"committed\"}", "x_PricingStatus": "committed",
+            ])
+        }
+        return FocusExport(rows: rows, total: total, currency: currency)
+    }
+
+    /// RFC 4180 CSV with the FOCUS column names as header. Empty cells are nulls.
+    public func csv() -> Data {
+        var text = CSV.row(Self.columns)
+        let numeric: Set<String> = ["BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "PricingQuantity", "ConsumedQuantity"]
+        for row in rows {
+            text += CSV.row(
+                Self.columns.map { column in
+                    let value = row[column] ?? ""
+                    return numeric.contains(column) || column == "Tags" ? CSV.number(value) : CSV.text(value)
+                })
+        }
+        return Data(text.utf8)
+    }
+}
+
+extension Date {
+    /// `2026-10-01T00:00:00Z`: FOCUS date-times are ISO 8601 in UTC.
+    var focusTimestamp: String {
+        self.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: false, timeZone: .utc))
+    }
+}

@@ -1,0 +1,51 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import PostgresNIO
+import TollgateCore
+import TollgateReports
+import TollgateStore
+
+extension AdminAPI {
+    /// Chargeback exports and usage from other gateways.
+    func registerReports(on admin: RouterGroup<BasicRequestContext>) {
+        let postgres = self.postgres
+        // GET /admin/v1/reports/chargeback?period=2026-10&group_by=team&format=csv
+        admin.get("reports/chargeback") { request, context -> Response in
+            let query = request.uri.queryParameters
+            guard let periodText = query["period"].map(String.init), let period = BillingPeriod.month(periodText) else {
+                throw AdminError.invalid("`period` is required, as a month: period=2026-10.")
+            }
+            let groupText = query["group_by"].map(String.init) ?? "team"
+            guard let groupBy = ChargebackGrouping(rawValue: groupText) else {
+                throw AdminError.invalid("`group_by` must be one of \(ChargebackGrouping.allCases.map(\.rawValue).joined(separator: ", ")).")
+            }
+            let formatText = query["format"].map(String.init) ?? "json"
+            guard let format = ChargebackFormat(rawValue: formatText) else {
+                throw AdminError.invalid("`format` must be one of \(ChargebackFormat.allCases.map(\.rawValue).joined(separator: ", ")).")
+            }
+            let data = try await ChargebackReport(client: postgres).generate(period: period, groupBy: groupBy, format: format, now: Date(), logger: context.logger)
+            var headers = HTTPFields()
+            headers[.contentType] = ChargebackReport.contentType(of: format)
+            let fileName = "chargeback-\(periodText)-\(groupText).\(format == .json ? "json" : "csv")"
+            headers[.contentDisposition] = "attachment; filename=\"\(fileName)\""
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        }
+        // POST /admin/v1/usage-events?source=apim-westeurope — JSON array or NDJSON; per-event rejections, the rest accepted.
+        admin.post("usage-events") { request, context -> Response in
+            let body = try await request.body.collect(upTo: 32 << 20)
+            let source = request.uri.queryParameters["source"].map(String.init) ?? "external"
+            do {
+                let result = try await ExternalUsageIngest.ingest(
+                    body: Data(body.readableBytesView), contentType: request.headers[.contentType], source: source, now: Date(), client: postgres,
+                    logger: context.logger)
+                var response = try JSONEncoder().encodeResponse(result)
+                // 200 when every event was accepted; 207-style partial success is reported as 200 with the rejections listed.
+                response.status = result.accepted == 0 && result.rejected > 0 ? .unprocessableContent : .ok
+                return response
+            } catch let error as IngestError {
+                throw AdminError.invalid(error.description)
+            }
+        }
+    }
+}
