@@ -252,6 +252,24 @@ public struct GatewayRoutes: Sendable {
             var meter = SSEStreamMeter(operation: operation, hideInjectedUsage: injectedUsage)
             var outcome: UsageSource? = nil
             var streamError: (any Error)?
+            var recorded = false
+            func recordStream() {
+                guard !recorded else { return }
+                recorded = true
+                let event: UsageEvent
+                if let usage = meter.usage {
+                    event = metering.event(status: Int(response.status.code), responseID: meter.responseID, model: meter.model, usage: usage, source: .reported)
+                } else {
+                    let source = outcome ?? (meter.contentEvents > 0 ? .estimated : .missing)
+                    let usage = source == .missing && meter.contentEvents == 0 && !(200..<300).contains(Int(response.status.code))
+                        ? TokenUsage.zero
+                        : TokenUsage(promptTokens: metering.estimatedPromptTokens, completionTokens: meter.contentEvents)
+                    event = metering.event(status: Int(response.status.code), responseID: meter.responseID, model: meter.model, usage: usage,
+                                           source: source == .missing && usage != .zero ? .estimated : source)
+                }
+                writer.record(event)
+                gateway.count(metering, status: Int(response.status.code), usage: event.usage)
+            }
             do {
                 for try await chunk in response.body {
                     let out = meter.consume(chunk.readableBytesView)
@@ -259,6 +277,8 @@ public struct GatewayRoutes: Sendable {
                 }
                 let rest = meter.finish()
                 if !rest.isEmpty { try await bodyWriter.write(ByteBuffer(bytes: rest)) }
+                // Spooled before the client sees the end of the reply: an acknowledged request is never lost.
+                recordStream()
                 try await bodyWriter.finish(nil)
             } catch {
                 // The client went away or the upstream broke off: what was generated so far is estimated.
@@ -266,19 +286,7 @@ public struct GatewayRoutes: Sendable {
                 streamError = error
                 logger.info("Stream ended early", metadata: ["error": "\(error)", "stream.content_events": "\(meter.contentEvents)"])
             }
-            let event: UsageEvent
-            if let usage = meter.usage {
-                event = metering.event(status: Int(response.status.code), responseID: meter.responseID, model: meter.model, usage: usage, source: .reported)
-            } else {
-                let source = outcome ?? (meter.contentEvents > 0 ? .estimated : .missing)
-                let usage = source == .missing && meter.contentEvents == 0 && !(200..<300).contains(Int(response.status.code))
-                    ? TokenUsage.zero
-                    : TokenUsage(promptTokens: metering.estimatedPromptTokens, completionTokens: meter.contentEvents)
-                event = metering.event(status: Int(response.status.code), responseID: meter.responseID, model: meter.model, usage: usage,
-                                       source: source == .missing && usage != .zero ? .estimated : source)
-            }
-            writer.record(event)
-            gateway.count(metering, status: Int(response.status.code), usage: event.usage)
+            recordStream()
             // Close the client's connection too: a cut-off stream must not look complete.
             if let streamError { throw streamError }
         })
@@ -325,20 +333,25 @@ public struct GatewayRoutes: Sendable {
         let hide = injectedUsage
         return Response(status: .ok, headers: headers, body: ResponseBody { bodyWriter in
             var meter = SSEStreamMeter(operation: operation, hideInjectedUsage: hide)
-            var interrupted = false
+            var recorded = false
+            func recordStream(interrupted: Bool) {
+                guard !recorded else { return }
+                recorded = true
+                let usage = meter.usage ?? TokenUsage(promptTokens: metering.estimatedPromptTokens, completionTokens: meter.contentEvents)
+                let event = metering.event(status: 200, responseID: id, model: model, usage: usage, source: meter.usage != nil && !interrupted ? .reported : .estimated)
+                writer.record(event)
+                gateway.count(metering, status: 200, usage: usage)
+            }
             do {
                 for event in events {
                     let out = meter.consume(Array(event.utf8))
                     if !out.isEmpty { try await bodyWriter.write(ByteBuffer(bytes: out)) }
                 }
+                recordStream(interrupted: false)
                 try await bodyWriter.finish(nil)
             } catch {
-                interrupted = true
+                recordStream(interrupted: true)
             }
-            let usage = meter.usage ?? TokenUsage(promptTokens: metering.estimatedPromptTokens, completionTokens: meter.contentEvents)
-            let event = metering.event(status: 200, responseID: id, model: model, usage: usage, source: meter.usage != nil && !interrupted ? .reported : .estimated)
-            writer.record(event)
-            gateway.count(metering, status: 200, usage: usage)
         })
     }
 

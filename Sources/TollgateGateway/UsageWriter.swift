@@ -7,6 +7,8 @@ import Synchronization
 import TollgateCore
 import TollgateStore
 
+struct UsageLoadTimeout: Error {}
+
 /// Records usage durably at once (the spool) and loads it into PostgreSQL in batches: when `batchSize` rows are waiting,
 /// or every `flushInterval`. A graceful shutdown loads everything still spooled; what cannot be loaded stays on disk and
 /// is loaded by the next start.
@@ -18,6 +20,8 @@ public final class UsageWriter: Service, Sendable {
     let batchSize: Int
     /// Largest amount of spooled COPY text loaded in one transaction.
     let maximumTransactionBytes: Int
+    /// How long one load may take before it counts as failed (and is retried; replays are idempotent).
+    let loadTimeout: Duration
     private let health = Mutex(WriterHealth())
 
     struct WriterHealth {
@@ -32,7 +36,8 @@ public final class UsageWriter: Service, Sendable {
     private let loadFailures = Counter(label: "tollgate_usage_load_failures_total")
 
     public init(spool: UsageSpool, store: UsageStore, logger: Logger, flushInterval: Duration = .milliseconds(250), batchSize: Int = 5_000,
-                maximumTransactionBytes: Int = 16 << 20) {
+                maximumTransactionBytes: Int = 16 << 20, loadTimeout: Duration = .seconds(30)) {
+        self.loadTimeout = loadTimeout
         self.spool = spool
         self.store = store
         self.logger = logger
@@ -103,7 +108,16 @@ public final class UsageWriter: Service, Sendable {
             }
             guard !files.isEmpty else { continue }
             do {
-                let inserted = try await store.insert(copyText: chunk, logger: logger)
+                let (store, logger, chunkToLoad) = (self.store, self.logger, chunk)
+                let inserted = try await withThrowingTaskGroup(of: Int.self) { group in
+                    group.addTask { try await store.insert(copyText: chunkToLoad, logger: logger) }
+                    group.addTask {
+                        try await Task.sleep(for: self.loadTimeout)
+                        throw UsageLoadTimeout()
+                    }
+                    defer { group.cancelAll() }
+                    return try await group.next()!
+                }
                 loaded.increment(by: inserted)
                 for file in files { try? FileManager.default.removeItem(at: file) }
                 let recovered = health.withLock { state -> Bool in

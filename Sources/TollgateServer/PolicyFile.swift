@@ -67,11 +67,17 @@ public enum PolicyFile {
         case .valueNotFound(let type, let context):
             return (components(context.codingPath), "expected \(describe(type)), found nothing")
         case .dataCorrupted(let context):
+            let path = components(context.codingPath)
             var message = context.debugDescription
             if message.hasPrefix("Cannot initialize") || message.contains("from invalid") {
-                message = "has a value that is not one of the allowed ones"
+                let found = locate(path, in: root)?.string.map { "'\($0)' " } ?? ""
+                if case .key(let field) = path.last, let allowed = allowedValues[field] {
+                    message = "\(found)is not allowed; use one of: \(allowed)"
+                } else {
+                    message = "\(found)is not an allowed value"
+                }
             }
-            return (components(context.codingPath), message)
+            return (path, message)
         @unknown default:
             return ([], "\(error)")
         }
@@ -84,6 +90,13 @@ public enum PolicyFile {
         let field = PolicyProblem(path: path, message: message).pathText
         return PolicyFileError(file: file, line: node?.mark?.line, column: node?.mark?.column, field: field.isEmpty ? nil : field, message: message)
     }
+
+    /// The choices of the enumerated fields, for error messages.
+    static let allowedValues: [String: String] = [
+        "kind": BackendKind.allCases.map(\.rawValue).joined(separator: ", "),
+        "state": SubscriptionState.allCases.map(\.rawValue).joined(separator: ", "),
+        "quota_period": PeriodKind.allCases.map(\.rawValue).joined(separator: ", "),
+    ]
 
     private static func describe(_ type: Any.Type) -> String {
         if type == Int.self { return "a whole number" }
