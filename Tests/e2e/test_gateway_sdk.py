@@ -199,3 +199,20 @@ def test_kill_dash_nine_loses_no_acknowledged_usage(gateway):
     gateway.start()  # the spool is loaded at start; the embedded PostgreSQL kept running
     wait_for_rows(gateway, "e2e-openai", before + 20)
     assert totals(gateway, "e2e-openai")[0] == before + 20
+
+
+def test_malformed_config_exits_non_zero_naming_file_line_and_field(tmp_path):
+    bad = tmp_path / "tollgate.yaml"
+    bad.write_text("backends:\n  - name: mock\n    kind: mock\n    models: [m]\nsubscriptions:\n  - id: team-a\n    cost_centre: CC-1\n")
+    result = subprocess.run([BINARY, "serve", "--config", str(bad), "--data-dir", str(tmp_path / "data")], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert f"{bad}:7:18: subscriptions[0].cost_centre: unknown field 'cost_centre'" in result.stderr
+    assert "Traceback" not in result.stderr and "Fatal error" not in result.stderr
+    assert not (tmp_path / "data" / "pgdata").exists()  # nothing was started or changed
+
+
+def test_help_teaches():
+    out = subprocess.run([BINARY, "--help"], capture_output=True, text=True, check=True).stdout
+    for command in ("serve", "migrate", "apply", "keys", "report"):
+        assert command in out
+    assert "DATABASE_URL" in out
