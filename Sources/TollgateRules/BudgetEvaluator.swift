@@ -3,7 +3,9 @@ import Logging
 import PostgresNIO
 import ServiceLifecycle
 import Synchronization
+import NIOSSL
 import TollgateCore
+import TollgateStore
 
 /// Settings of the budget evaluator.
 public struct BudgetEvaluatorConfiguration: Sendable {
@@ -49,6 +51,7 @@ public struct BudgetEvaluationReport: Sendable, Hashable {
 /// threshold firing once even if two evaluators ever overlap during a change of leader.
 public final class BudgetEvaluator: Service, Sendable {
     let client: PostgresClient
+    let lockConnection: PostgresConnection.Configuration
     let store: BudgetStore
     let suspender: any SubscriptionSuspender
     let configuration: BudgetEvaluatorConfiguration
@@ -58,13 +61,17 @@ public final class BudgetEvaluator: Service, Sendable {
     private let leader = Mutex(false)
 
     /// - Parameters:
+    ///   - client: the shared pool, for reading usage and writing state.
+    ///   - lockConnection: where to open the dedicated session that holds the leader lock and LISTENs
+    ///     (`DatabaseLocation.lockConnectionConfiguration()`).
     ///   - suspender: where `suspend` actions take effect (`TollgateSuspender`, `AzureAPIMSuspender`, or both via `CompositeSuspender`).
     ///   - now: the clock budgets are evaluated at; tests stand it on a period's last second.
     public init(
-        client: PostgresClient, suspender: any SubscriptionSuspender, configuration: BudgetEvaluatorConfiguration = .init(),
-        now: @escaping @Sendable () -> Date = { Date() }, logger: Logger
+        client: PostgresClient, lockConnection: PostgresConnection.Configuration, suspender: any SubscriptionSuspender,
+        configuration: BudgetEvaluatorConfiguration = .init(), now: @escaping @Sendable () -> Date = { Date() }, logger: Logger
     ) {
         self.client = client
+        self.lockConnection = lockConnection
         self.store = BudgetStore(client: client)
         self.suspender = suspender
         self.configuration = configuration
@@ -96,41 +103,45 @@ public final class BudgetEvaluator: Service, Sendable {
 
     struct LockConnectionLost: Error {}
 
-    /// Takes the lock if free and evaluates until the lock connection fails or the task is cancelled; returns at once
-    /// when another instance leads.
+    /// Opens the dedicated lock connection, takes the lock if free and evaluates until that connection fails or the task
+    /// is cancelled; returns at once when another instance leads. The connection is never pooled: closing it is what
+    /// gives the lock back, so no code path can leave a lock-holding session idle in a pool.
     private func leadWhileHoldingLock() async throws {
-        try await client.withConnection { connection in
-            let key = configuration.leaderLockKey
-            let acquired = try await connection.query("SELECT pg_try_advisory_lock(\(key))", logger: logger).collect().first?.decode(Bool.self) ?? false
-            guard acquired else { return }
-            leader.withLock { $0 = true }
-            logger.info("Budget evaluator leadership acquired")
-            do {
-                try await connection.listen(on: "tollgate_usage") { notifications in
-                    try await withThrowingTaskGroup(of: Void.self) { group in
-                        group.addTask { try await self.evaluationLoop() }
-                        group.addTask {
-                            for try await _ in notifications { self.wake.signal() }
-                            throw LockConnectionLost()
-                        }
-                        group.addTask {
-                            while true {
-                                try await Task.sleep(for: self.configuration.heartbeatInterval)
-                                try await connection.query("SELECT 1", logger: self.logger)
-                            }
-                        }
-                        try await group.next()
-                        group.cancelAll()
+        let connection = try await PostgresConnection.connect(configuration: lockConnection, id: 0, logger: logger)
+        do {
+            try await lead(on: connection)
+        } catch {
+            leader.withLock { $0 = false }
+            try? await connection.close()
+            throw error
+        }
+        leader.withLock { $0 = false }
+        try? await connection.close()
+    }
+
+    private func lead(on connection: PostgresConnection) async throws {
+        let key = configuration.leaderLockKey
+        let acquired = try await connection.query("SELECT pg_try_advisory_lock(\(key))", logger: logger).collect().first?.decode(Bool.self) ?? false
+        guard acquired else { return }
+        leader.withLock { $0 = true }
+        logger.info("Budget evaluator leadership acquired")
+        try await connection.listen(on: "tollgate_usage") { notifications in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await self.evaluationLoop() }
+                group.addTask {
+                    for try await _ in notifications { self.wake.signal() }
+                    throw LockConnectionLost()
+                }
+                group.addTask {
+                    // A half-open TCP connection delivers no error by itself; a failing query does.
+                    while true {
+                        try await Task.sleep(for: self.configuration.heartbeatInterval)
+                        try await connection.query("SELECT 1", logger: self.logger)
                     }
                 }
-            } catch {
-                leader.withLock { $0 = false }
-                // If the connection is alive (we were cancelled), give the lock back before the pool reuses it.
-                _ = try? await connection.query("SELECT pg_advisory_unlock(\(key))", logger: logger)
-                throw error
+                try await group.next()
+                group.cancelAll()
             }
-            leader.withLock { $0 = false }
-            _ = try? await connection.query("SELECT pg_advisory_unlock(\(key))", logger: logger)
         }
     }
 
@@ -409,5 +420,22 @@ public final class BudgetEvaluator: Service, Sendable {
                 logger.info("Subscription reactivated at rollover", metadata: ["subscription.id": "\(subscription)", "budget.name": "\(budget)"])
             }
         }
+    }
+}
+
+extension DatabaseLocation {
+    /// Settings for a single connection outside the pool, with the same server, credentials and TLS mode as
+    /// `clientConfiguration()`: the budget evaluator's leader-lock session.
+    public func lockConnectionConfiguration() throws -> PostgresConnection.Configuration {
+        let tls: PostgresConnection.Configuration.TLS
+        switch sslMode {
+        case .disable: tls = .disable
+        case .prefer: tls = .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
+        case .require: tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+        }
+        var configuration = PostgresConnection.Configuration(
+            host: host, port: port, username: username, password: password?.value, database: database, tls: tls)
+        configuration.options.connectTimeout = .seconds(5)
+        return configuration
     }
 }

@@ -7,8 +7,10 @@ import TollgateRules
 import TollgateStore
 import TollgateTestSupport
 
-private func evaluator(_ client: PostgresClient, clock: TestClock) -> BudgetEvaluator {
-    BudgetEvaluator(client: client, suspender: TollgateSuspender(catalog: CatalogStore(client: client)), now: clock.closure, logger: Fixtures.logger)
+private func evaluator(_ client: PostgresClient, clock: TestClock) async throws -> BudgetEvaluator {
+    BudgetEvaluator(
+        client: client, lockConnection: try await TestDatabase.location().lockConnectionConfiguration(),
+        suspender: TollgateSuspender(catalog: CatalogStore(client: client)), now: clock.closure, logger: Fixtures.logger)
 }
 
 @Suite(.freshDatabase) struct ThresholdsFireOnceTests {
@@ -19,7 +21,7 @@ private func evaluator(_ client: PostgresClient, clock: TestClock) -> BudgetEval
             budget.thresholds = [.init(percent: 50, action: .alert), .init(percent: 80, action: .alert)]
             try await BudgetStore(client: client).upsert(budget, source: "config", logger: Fixtures.logger)
             let clock = TestClock(utc("2026-11-10T12:00:00Z"))
-            let engine = evaluator(client, clock: clock)
+            let engine = try await evaluator(client, clock: clock)
 
             try await Fixtures.usage("team-a", tokens: 499, at: utc("2026-11-10T11:00:00Z"), client: client)
             #expect(try await engine.evaluateNow().fired.isEmpty)
@@ -48,7 +50,7 @@ private func evaluator(_ client: PostgresClient, clock: TestClock) -> BudgetEval
             try await Fixtures.subscriptions([("team-a", "search", nil), ("team-b", "search", nil)], client: client)
             try await BudgetStore(client: client).upsert(Fixtures.hardBudget, source: "config", logger: Fixtures.logger)
             let clock = TestClock(utc("2026-11-30T23:59:59Z"))  // the month's last second
-            let engine = evaluator(client, clock: clock)
+            let engine = try await evaluator(client, clock: clock)
             try await Fixtures.usage("team-a", tokens: 1000, at: utc("2026-11-30T23:10:00Z"), client: client)
             try await Fixtures.usage("team-b", tokens: 5000, at: utc("2026-11-30T23:10:00Z"), client: client)
 
@@ -105,7 +107,7 @@ private func evaluator(_ client: PostgresClient, clock: TestClock) -> BudgetEval
             try await control.suspend(subscription: "s-admin-before", reason: "security review", actor: "admin:alice", logger: Fixtures.logger)
 
             let clock = TestClock(utc("2026-11-25T10:00:00Z"))
-            let engine = evaluator(client, clock: clock)
+            let engine = try await evaluator(client, clock: clock)
             try await Fixtures.usage("s-engine", tokens: 120, at: utc("2026-11-25T09:00:00Z"), team: "search", client: client)
             let report = try await engine.evaluateNow()
             #expect(report.suspended.sorted() == ["s-admin-later", "s-engine"])
@@ -147,7 +149,7 @@ private func evaluator(_ client: PostgresClient, clock: TestClock) -> BudgetEval
             try await Fixtures.subscriptions([("team-a", "search", nil)], client: client)
             try await BudgetStore(client: client).upsert(Fixtures.hardBudget, source: "config", logger: Fixtures.logger)
             let clock = TestClock(utc("2026-11-10T12:00:00Z"))
-            let engine = evaluator(client, clock: clock)
+            let engine = try await evaluator(client, clock: clock)
             let control = SubscriptionControl(client: client, suspender: TollgateSuspender(catalog: CatalogStore(client: client)))
             try await Fixtures.usage("team-a", tokens: 1100, at: utc("2026-11-10T11:00:00Z"), client: client)
             #expect(try await engine.evaluateNow().suspended == ["team-a"])
@@ -190,7 +192,7 @@ private func evaluator(_ client: PostgresClient, clock: TestClock) -> BudgetEval
             budget.forecast = true
             try await BudgetStore(client: client).upsert(budget, source: "config", logger: Fixtures.logger)
             let clock = TestClock(utc("2026-11-16T00:00:00Z"))  // half of November gone
-            let engine = evaluator(client, clock: clock)
+            let engine = try await evaluator(client, clock: clock)
             try await Fixtures.usage("team-a", tokens: 600, at: utc("2026-11-15T10:00:00Z"), client: client)  // projects to 1200
             #expect(try await engine.evaluateNow().fired.map(\.percent) == [50, 0])
             #expect(try await engine.evaluateNow().fired.isEmpty)
@@ -252,7 +254,7 @@ private func evaluator(_ client: PostgresClient, clock: TestClock) -> BudgetEval
                 return try #require(try await rows.collect().first).decode((Decimal, Decimal, Decimal, String).self)
             }
             #expect(try await status() == (600, 1000, 60, "ok"))
-            let engine = BudgetEvaluator(client: client, suspender: TollgateSuspender(catalog: CatalogStore(client: client)), logger: Fixtures.logger)
+            let engine = try await evaluator(client, clock: TestClock(Date()))
             try await engine.evaluateNow()
             #expect(try await status() == (600, 1000, 60, "warning"))
             try await Fixtures.usage("team-a", tokens: 400, at: Date(), client: client)
