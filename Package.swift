@@ -99,6 +99,8 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: settings
         ),
@@ -133,7 +135,7 @@ let package = Package(
         .testTarget(
             name: "TollgateRulesTests",
             dependencies: [
-                "TollgateRules", "TollgateStore", "TollgateCore", "TollgateTestSupport",
+                "TollgateRules", "TollgateStore", "TollgateCore", "TollgateServer", "TollgateTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

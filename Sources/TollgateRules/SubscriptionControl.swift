@@ -13,6 +13,13 @@ public struct SubscriptionChange: Sendable, Hashable, Codable {
     /// Budgets whose limit was raised for the current period (`--increase`).
     public var increasedBudgets: [String]
 
+    public init(subscription: String, state: String, outcome: String, increasedBudgets: [String]) {
+        self.subscription = subscription
+        self.state = state
+        self.outcome = outcome
+        self.increasedBudgets = increasedBudgets
+    }
+
     enum CodingKeys: String, CodingKey {
         case subscription, state, outcome
         case increasedBudgets = "increased_budgets"
