@@ -101,12 +101,12 @@ CREATE TABLE budget_audit (
 CREATE INDEX budget_audit_by_budget ON budget_audit (budget, occurred_at);
 CREATE INDEX budget_audit_by_subscription ON budget_audit (subscription_id, occurred_at);
 
-CREATE FUNCTION tollgate_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION tollgate_budget_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION '% is append-only', TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege';
 END $$;
-CREATE TRIGGER budget_audit_append_only BEFORE UPDATE OR DELETE ON budget_audit FOR EACH ROW EXECUTE FUNCTION tollgate_append_only();
-CREATE TRIGGER budget_audit_no_truncate BEFORE TRUNCATE ON budget_audit FOR EACH STATEMENT EXECUTE FUNCTION tollgate_append_only();
+CREATE TRIGGER budget_audit_append_only BEFORE UPDATE OR DELETE ON budget_audit FOR EACH ROW EXECUTE FUNCTION tollgate_budget_audit_append_only();
+CREATE TRIGGER budget_audit_no_truncate BEFORE TRUNCATE ON budget_audit FOR EACH STATEMENT EXECUTE FUNCTION tollgate_budget_audit_append_only();
 
 -- The period of `period` kind containing `at`, with midnight in `time_zone`; weeks start on Monday (ISO 8601),
 -- as `BillingPeriod.containing` does in Swift.

@@ -170,6 +170,7 @@ public final class BudgetEvaluator: Service, Sendable {
             do {
                 try await evaluate(budget, at: instant, report: &report)
             } catch {
+                if Task.isCancelled { throw error }  // shutting down: not a failure worth an operator's attention
                 logger.error("Budget evaluation failed", metadata: ["budget.name": "\(budget.name)", "error": "\(String(reflecting: error))"])
             }
         }

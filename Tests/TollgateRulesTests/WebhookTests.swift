@@ -285,10 +285,11 @@ private func dispatcher(_ client: PostgresClient, http: HTTPClient, targets: Web
                     }
                 }
                 #expect(await receiver.deliveries.map(\.id) == [message.id, message.id])
-                let status = try await client.query(
-                    "SELECT status FROM webhook_outbox WHERE endpoint_id = \(endpoint)", logger: Fixtures.logger
-                ).collect().first?.decode(String.self)
-                #expect(status == "delivered")
+                // The receiver answers before the dispatcher records the answer: wait for the record.
+                #expect(try await Fixtures.eventually {
+                    try await client.query("SELECT status FROM webhook_outbox WHERE endpoint_id = \(endpoint)", logger: Fixtures.logger)
+                        .collect().first?.decode(String.self) == "delivered"
+                })
             }
         }
         try await http.shutdown()
