@@ -154,9 +154,12 @@ public enum BudgetMath {
 
     /// True when the forecast is strictly above the limit while use itself is still at or below it
     /// (once use is over the limit, `budget.exceeded` says more than a forecast could).
-    public static func forecastExceeds(measured: Decimal, limit: Decimal, period: BillingPeriod, now: Date,
-                                       minimumElapsedFraction: Decimal = Decimal(string: "0.1")!) -> Bool {
-        guard measured <= limit, let projected = forecast(measured: measured, period: period, now: now, minimumElapsedFraction: minimumElapsedFraction)
+    public static func forecastExceeds(
+        measured: Decimal, limit: Decimal, period: BillingPeriod, now: Date,
+        minimumElapsedFraction: Decimal = Decimal(string: "0.1")!
+    ) -> Bool {
+        guard measured <= limit,
+            let projected = forecast(measured: measured, period: period, now: now, minimumElapsedFraction: minimumElapsedFraction)
         else { return false }
         return projected > limit
     }
@@ -196,7 +199,8 @@ public struct BudgetEvaluation: Hashable, Sendable {
         self.effectiveLimit = budget.limit + increase
         self.crossed = BudgetMath.newlyCrossed(thresholds: budget.thresholds, measured: measured, limit: effectiveLimit, alreadyFired: alreadyFired)
         self.forecast = BudgetMath.forecast(measured: measured, period: period, now: now)
-        self.forecastExceeded = budget.forecast && !forecastFired
+        self.forecastExceeded =
+            budget.forecast && !forecastFired
             && BudgetMath.forecastExceeds(measured: measured, limit: effectiveLimit, period: period, now: now)
     }
 

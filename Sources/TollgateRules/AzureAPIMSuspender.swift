@@ -105,7 +105,9 @@ public struct AzureAPIMSuspender: SubscriptionSuspender {
         for _ in 1...max(1, configuration.maxAttempts) {
             let read = try await send(.GET, url: url, body: nil, ifMatch: nil, operation: "GET apim subscription", logger: logger)
             guard read.status == 200 else { throw SuspenderError.managementAPI(status: read.status, operation: "GET apim subscription") }
-            guard let etag = read.headers.first(name: "ETag") else { throw SuspenderError.managementAPI(status: read.status, operation: "GET apim subscription (no ETag)") }
+            guard let etag = read.headers.first(name: "ETag") else {
+                throw SuspenderError.managementAPI(status: read.status, operation: "GET apim subscription (no ETag)")
+            }
             let current = try JSONDecoder().decode(APIMSubscription.self, from: Data(read.body.readableBytesView)).properties.state
             if current == wanted { return .alreadyInState }
             guard allowedFrom.contains(current) else {
@@ -135,7 +137,8 @@ public struct AzureAPIMSuspender: SubscriptionSuspender {
     }
 
     /// One ARM request with the bearer token, retried on 429, 5xx and transport errors; a 401 refreshes the token once.
-    private func send(_ method: HTTPMethod, url: String, body: String?, ifMatch: String?, operation: String, logger: Logger) async throws -> Response {
+    private func send(_ method: HTTPMethod, url: String, body: String?, ifMatch: String?, operation: String, logger: Logger) async throws -> Response
+    {
         var refreshedToken = false
         var attempt = 0
         while true {
@@ -155,7 +158,8 @@ public struct AzureAPIMSuspender: SubscriptionSuspender {
             } catch {
                 guard attempt < configuration.maxAttempts else { throw error }
                 logger.warning("Management API request failed; retrying", metadata: ["http.operation": "\(operation)", "error": "\(error)"])
-                try await Task.sleep(for: RetryBackoff.delay(attempt: attempt, initial: configuration.initialBackoff, maximum: configuration.maxBackoff))
+                try await Task.sleep(
+                    for: RetryBackoff.delay(attempt: attempt, initial: configuration.initialBackoff, maximum: configuration.maxBackoff))
                 continue
             }
             let status = Int(response.status.code)
@@ -168,9 +172,12 @@ public struct AzureAPIMSuspender: SubscriptionSuspender {
             }
             if status == 429 || (500...599).contains(status) {
                 guard attempt < configuration.maxAttempts else { throw SuspenderError.gaveUp(operation: operation, attempts: attempt) }
-                let delay = RetryBackoff.retryAfter(response.headers.first(name: "Retry-After"), now: Date()).map { min($0, configuration.maxBackoff) }
+                let delay =
+                    RetryBackoff.retryAfter(response.headers.first(name: "Retry-After"), now: Date()).map { min($0, configuration.maxBackoff) }
                     ?? RetryBackoff.delay(attempt: attempt, initial: configuration.initialBackoff, maximum: configuration.maxBackoff)
-                logger.info("Management API asked to retry", metadata: ["http.operation": "\(operation)", "http.status": "\(status)", "retry.delay": "\(delay)"])
+                logger.info(
+                    "Management API asked to retry",
+                    metadata: ["http.operation": "\(operation)", "http.status": "\(status)", "retry.delay": "\(delay)"])
                 try await Task.sleep(for: delay)
                 continue
             }
@@ -233,9 +240,12 @@ actor ClientCredentialsTokenProvider {
 
     func invalidate() { cached = nil }
 
-    private static func fetch(http: HTTPClient, configuration: AzureAPIMConfiguration, logger: Logger) async throws -> (Secret, ContinuousClock.Instant) {
+    private static func fetch(http: HTTPClient, configuration: AzureAPIMConfiguration, logger: Logger) async throws -> (
+        Secret, ContinuousClock.Instant
+    ) {
         func encode(_ text: String) -> String {
-            text.addingPercentEncoding(withAllowedCharacters: CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")) ?? text
+            text.addingPercentEncoding(
+                withAllowedCharacters: CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")) ?? text
         }
         let form = [
             ("grant_type", "client_credentials"), ("client_id", configuration.clientID),
@@ -254,7 +264,8 @@ actor ClientCredentialsTokenProvider {
             let body = try await response.body.collect(upTo: 1 << 20)
             let status = Int(response.status.code)
             if (status == 429 || (500...599).contains(status)) && attempt < configuration.maxAttempts {
-                let delay = RetryBackoff.retryAfter(response.headers.first(name: "Retry-After"), now: Date()).map { min($0, configuration.maxBackoff) }
+                let delay =
+                    RetryBackoff.retryAfter(response.headers.first(name: "Retry-After"), now: Date()).map { min($0, configuration.maxBackoff) }
                     ?? RetryBackoff.delay(attempt: attempt, initial: configuration.initialBackoff, maximum: configuration.maxBackoff)
                 try await Task.sleep(for: delay)
                 continue

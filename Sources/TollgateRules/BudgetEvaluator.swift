@@ -1,9 +1,9 @@
 import Foundation
 import Logging
+import NIOSSL
 import PostgresNIO
 import ServiceLifecycle
 import Synchronization
-import NIOSSL
 import TollgateCore
 import TollgateStore
 
@@ -190,7 +190,9 @@ public final class BudgetEvaluator: Service, Sendable {
                     WHERE budget = \(budget.name) AND period_start = \(period.start) AND signal = 'threshold'),
                    EXISTS (SELECT 1 FROM budget_firings WHERE budget = \(budget.name) AND period_start = \(period.start) AND signal = 'forecast')
             """, logger: logger)
-        guard let (measured, increase, fired, forecastFired) = try await rows.collect().first?.decode((Decimal, Decimal, [Int], Bool).self) else { return }
+        guard let (measured, increase, fired, forecastFired) = try await rows.collect().first?.decode((Decimal, Decimal, [Int], Bool).self) else {
+            return
+        }
         let evaluation = BudgetEvaluation(
             budget: budget, now: instant, measured: measured, increase: increase, alreadyFired: Set(fired), forecastFired: forecastFired)
         guard !evaluation.crossed.isEmpty || evaluation.forecastExceeded else { return }
@@ -205,14 +207,16 @@ public final class BudgetEvaluator: Service, Sendable {
                     INSERT INTO budget_firings (budget, period_start, signal, percent, measured, limit_amount)
                     VALUES (\(budget.name), \(period.start), 'threshold', \(threshold.percent), \(measured), \(evaluation.effectiveLimit))
                     ON CONFLICT DO NOTHING RETURNING 1
-                    """, logger: logger).collect()
+                    """, logger: logger
+                ).collect()
                 guard !inserted.isEmpty else { continue }  // another evaluator fired it first
                 firings.append(.init(budget: budget.name, percent: threshold.percent))
                 let isExceeded = threshold.percent >= 100
                 try await BudgetAudit.append(
                     .init(
                         budget: budget.name, period: period, event: isExceeded ? "exceeded" : "threshold_crossed", measured: measured,
-                        limit: evaluation.effectiveLimit, thresholdPercent: threshold.percent, action: threshold.action.rawValue, actor: rulesEngineActor),
+                        limit: evaluation.effectiveLimit, thresholdPercent: threshold.percent, action: threshold.action.rawValue,
+                        actor: rulesEngineActor),
                     on: tx, logger: logger)
                 let payload = ThresholdCrossedPayload(
                     budget: payloadBudget, threshold: .init(percent: threshold.percent, action: threshold.action.rawValue),
@@ -223,7 +227,8 @@ public final class BudgetEvaluator: Service, Sendable {
                     try await WebhookOutbox.enqueue(WebhookMessage(type: .exceeded, occurredAt: instant, data: payload), on: tx, logger: logger)
                 }
                 if threshold.action == .suspend {
-                    try await planSuspensions(budget, period: period, measured: measured, limit: evaluation.effectiveLimit, threshold: threshold, on: tx)
+                    try await planSuspensions(
+                        budget, period: period, measured: measured, limit: evaluation.effectiveLimit, threshold: threshold, on: tx)
                 }
             }
             if evaluation.forecastExceeded, let forecast = evaluation.forecast {
@@ -232,7 +237,8 @@ public final class BudgetEvaluator: Service, Sendable {
                     INSERT INTO budget_firings (budget, period_start, signal, percent, measured, limit_amount)
                     VALUES (\(budget.name), \(period.start), 'forecast', 0, \(measured), \(evaluation.effectiveLimit))
                     ON CONFLICT DO NOTHING RETURNING 1
-                    """, logger: logger).collect()
+                    """, logger: logger
+                ).collect()
                 if !inserted.isEmpty {
                     firings.append(.init(budget: budget.name, percent: 0))
                     try await BudgetAudit.append(
@@ -243,16 +249,19 @@ public final class BudgetEvaluator: Service, Sendable {
                     let payload = ForecastExceededPayload(
                         budget: payloadBudget, measured: measured.payloadText, limit: evaluation.effectiveLimit.payloadText,
                         forecast: forecast.rounded(scale: 2).payloadText)
-                    try await WebhookOutbox.enqueue(WebhookMessage(type: .forecastExceeded, occurredAt: instant, data: payload), on: tx, logger: logger)
+                    try await WebhookOutbox.enqueue(
+                        WebhookMessage(type: .forecastExceeded, occurredAt: instant, data: payload), on: tx, logger: logger)
                 }
             }
             return firings
         }
         for firing in firings {
-            logger.info("Budget threshold fired", metadata: [
-                "budget.name": "\(firing.budget)", "budget.threshold_percent": "\(firing.percent)", "budget.measured": "\(measured)",
-                "budget.limit": "\(evaluation.effectiveLimit)",
-            ])
+            logger.info(
+                "Budget threshold fired",
+                metadata: [
+                    "budget.name": "\(firing.budget)", "budget.threshold_percent": "\(firing.percent)", "budget.measured": "\(measured)",
+                    "budget.limit": "\(evaluation.effectiveLimit)",
+                ])
         }
         report.fired += firings
     }
@@ -317,9 +326,11 @@ public final class BudgetEvaluator: Service, Sendable {
             do {
                 outcome = try await suspender.suspend(subscription, reason: reason, logger: logger)
             } catch {
-                logger.error("Suspension through the management API failed; will retry", metadata: [
-                    "subscription.id": "\(subscription)", "budget.name": "\(budget)", "suspender": "\(suspender.name)", "error": "\(error)",
-                ])
+                logger.error(
+                    "Suspension through the management API failed; will retry",
+                    metadata: [
+                        "subscription.id": "\(subscription)", "budget.name": "\(budget)", "suspender": "\(suspender.name)", "error": "\(error)",
+                    ])
                 let result = "error: \(error)"
                 try await client.withTransaction(logger: logger) { tx in
                     try await tx.query(
@@ -329,8 +340,9 @@ public final class BudgetEvaluator: Service, Sendable {
                         """, logger: logger)
                     if previousResult == nil {  // audit the first failure, not every retry
                         try await BudgetAudit.append(
-                            .init(budget: budget, subscription: subscription, period: period, event: "suspend_failed", action: "suspend",
-                                  adapter: suspender.name, adapterResult: result, actor: rulesEngineActor, reason: reason.message),
+                            .init(
+                                budget: budget, subscription: subscription, period: period, event: "suspend_failed", action: "suspend",
+                                adapter: suspender.name, adapterResult: result, actor: rulesEngineActor, reason: reason.message),
                             on: tx, logger: logger)
                     }
                 }
@@ -344,19 +356,23 @@ public final class BudgetEvaluator: Service, Sendable {
                     WHERE budget = \(budget) AND subscription_id = \(id) AND period_start = \(start) AND status = 'pending'
                     """, logger: logger)
                 try await BudgetAudit.append(
-                    .init(budget: budget, subscription: subscription, period: period, event: outcome == .refused ? "suspend_skipped" : "suspended",
-                          action: "suspend", adapter: suspender.name, adapterResult: outcome.rawValue, actor: rulesEngineActor, reason: reason.message),
+                    .init(
+                        budget: budget, subscription: subscription, period: period, event: outcome == .refused ? "suspend_skipped" : "suspended",
+                        action: "suspend", adapter: suspender.name, adapterResult: outcome.rawValue, actor: rulesEngineActor, reason: reason.message),
                     on: tx, logger: logger)
                 if outcome == .changed {
                     let payload = SubscriptionStatePayload(
-                        subscription: id, budget: budget, state: SubscriptionState.suspended.rawValue, reason: reason.message, actor: rulesEngineActor,
+                        subscription: id, budget: budget, state: SubscriptionState.suspended.rawValue, reason: reason.message,
+                        actor: rulesEngineActor,
                         adapter: suspender.name, resetsAt: end.iso8601)
                     try await WebhookOutbox.enqueue(WebhookMessage(type: .suspended, occurredAt: instant, data: payload), on: tx, logger: logger)
                 }
             }
             if outcome == .changed {
                 report.suspended.append(subscription)
-                logger.info("Subscription suspended", metadata: ["subscription.id": "\(subscription)", "budget.name": "\(budget)", "suspender": "\(suspender.name)"])
+                logger.info(
+                    "Subscription suspended",
+                    metadata: ["subscription.id": "\(subscription)", "budget.name": "\(budget)", "suspender": "\(suspender.name)"])
             }
         }
     }
@@ -393,9 +409,11 @@ public final class BudgetEvaluator: Service, Sendable {
             do {
                 outcome = try await suspender.resume(subscription, reason: reason, onlyIfSuspendedByRulesEngine: true, logger: logger)
             } catch {
-                logger.error("Reactivation through the management API failed; will retry", metadata: [
-                    "subscription.id": "\(subscription)", "budget.name": "\(budget)", "error": "\(error)",
-                ])
+                logger.error(
+                    "Reactivation through the management API failed; will retry",
+                    metadata: [
+                        "subscription.id": "\(subscription)", "budget.name": "\(budget)", "error": "\(error)",
+                    ])
                 continue
             }
             try await client.withTransaction(logger: logger) { tx in
@@ -406,8 +424,9 @@ public final class BudgetEvaluator: Service, Sendable {
                     WHERE budget = \(budget) AND subscription_id = \(id) AND period_start = \(start)
                     """, logger: logger)
                 try await BudgetAudit.append(
-                    .init(budget: budget, subscription: subscription, period: period, event: outcome == .changed ? "reactivated" : "resume_skipped",
-                          action: "resume", adapter: suspender.name, adapterResult: outcome.rawValue, actor: rulesEngineActor, reason: reason.message),
+                    .init(
+                        budget: budget, subscription: subscription, period: period, event: outcome == .changed ? "reactivated" : "resume_skipped",
+                        action: "resume", adapter: suspender.name, adapterResult: outcome.rawValue, actor: rulesEngineActor, reason: reason.message),
                     on: tx, logger: logger)
                 if outcome == .changed {
                     let payload = SubscriptionStatePayload(

@@ -68,9 +68,10 @@ public struct BudgetStore: Sendable {
                 logger.error("Budget row cannot be read; skipped", metadata: ["budget.name": "\(name)"])
                 continue
             }
-            budgets.append(BudgetDefinition(
-                name: name, scope: scope, metric: metric, period: period, timeZone: timeZone, limit: limit, currency: currency,
-                thresholds: thresholds[name] ?? [], forecast: forecast))
+            budgets.append(
+                BudgetDefinition(
+                    name: name, scope: scope, metric: metric, period: period, timeZone: timeZone, limit: limit, currency: currency,
+                    thresholds: thresholds[name] ?? [], forecast: forecast))
         }
         return budgets
     }
@@ -127,7 +128,9 @@ enum BudgetAudit {
             """, logger: logger)
     }
 
-    static func read(client: PostgresClient, subscription: SubscriptionID?, budget: String?, limit: Int, logger: Logger) async throws -> [BudgetAuditEntry] {
+    static func read(client: PostgresClient, subscription: SubscriptionID?, budget: String?, limit: Int, logger: Logger) async throws
+        -> [BudgetAuditEntry]
+    {
         var entries: [BudgetAuditEntry] = []
         let rows = try await client.query(
             """
@@ -141,9 +144,10 @@ enum BudgetAudit {
         for try await (id, at, budget, subscription, event, measured, limitAmount, percent, action, adapter, result, actor, reason) in rows.decode(
             (Int, Date, String?, String?, String, Decimal?, Decimal?, Int?, String, String?, String?, String, String?).self)
         {
-            entries.append(BudgetAuditEntry(
-                id: id, occurredAt: at, budget: budget, subscription: subscription, event: event, measured: measured, limit: limitAmount,
-                thresholdPercent: percent, action: action, adapter: adapter, adapterResult: result, actor: actor, reason: reason))
+            entries.append(
+                BudgetAuditEntry(
+                    id: id, occurredAt: at, budget: budget, subscription: subscription, event: event, measured: measured, limit: limitAmount,
+                    thresholdPercent: percent, action: action, adapter: adapter, adapterResult: result, actor: actor, reason: reason))
         }
         return entries
     }

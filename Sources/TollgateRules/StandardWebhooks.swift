@@ -55,8 +55,10 @@ public enum StandardWebhooks {
     }
 
     /// Verifies a delivery the way a receiver does: some `v1` signature matches and the timestamp is within `tolerance`.
-    public static func verify(id: String, timestamp: Int, signatureHeader: String, body: [UInt8], secret: WebhookSecret, now: Date,
-                              tolerance: TimeInterval = 300) -> Bool {
+    public static func verify(
+        id: String, timestamp: Int, signatureHeader: String, body: [UInt8], secret: WebhookSecret, now: Date,
+        tolerance: TimeInterval = 300
+    ) -> Bool {
         guard abs(now.timeIntervalSince1970 - TimeInterval(timestamp)) <= tolerance else { return false }
         let expected = Array(signature(id: id, timestamp: timestamp, body: body, secret: secret).utf8)
         return signatureHeader.split(separator: " ").contains { candidate in

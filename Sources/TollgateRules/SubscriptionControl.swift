@@ -62,7 +62,9 @@ public struct SubscriptionControl: Sendable {
     /// Suspends by hand.
     /// - Parameter actor: `admin:<name>`.
     @discardableResult
-    public func suspend(subscription: SubscriptionID, reason: String, actor: String, now: Date = Date(), logger: Logger) async throws -> SubscriptionChange {
+    public func suspend(subscription: SubscriptionID, reason: String, actor: String, now: Date = Date(), logger: Logger) async throws
+        -> SubscriptionChange
+    {
         guard !reason.trimmingCharacters(in: .whitespaces).isEmpty else { throw SubscriptionControlError.reasonRequired }
         let before = try await currentState(subscription, logger: logger)
         // Unconditional in Tollgate's catalog: the administrator takes ownership even of a subscription the rules engine
@@ -81,8 +83,10 @@ public struct SubscriptionControl: Sendable {
                 WHERE subscription_id = \(subscription.rawValue) AND status IN ('pending', 'suspended')
                 """, logger: logger)
             try await BudgetAudit.append(
-                .init(subscription: subscription, event: "suspended", action: "suspend", adapter: suspender.name, adapterResult: adapterOutcome.rawValue,
-                      actor: actor, reason: reason),
+                .init(
+                    subscription: subscription, event: "suspended", action: "suspend", adapter: suspender.name,
+                    adapterResult: adapterOutcome.rawValue,
+                    actor: actor, reason: reason),
                 on: tx, logger: logger)
             if changed {
                 let payload = SubscriptionStatePayload(
@@ -150,14 +154,16 @@ public struct SubscriptionControl: Sendable {
                           AND b.used < b.effective * f.percent / 100
                         """, logger: logger)
                     try await BudgetAudit.append(
-                        .init(budget: hold.budget, subscription: subscription, period: period, event: "limit_increased", limit: increase,
-                              action: "increase", actor: actor, reason: reason),
+                        .init(
+                            budget: hold.budget, subscription: subscription, period: period, event: "limit_increased", limit: increase,
+                            action: "increase", actor: actor, reason: reason),
                         on: tx, logger: logger)
                 }
             }
             try await BudgetAudit.append(
-                .init(budget: holding.first?.budget, subscription: subscription, event: outcome == .refused ? "resume_skipped" : "reactivated",
-                      action: "resume", adapter: suspender.name, adapterResult: outcome.rawValue, actor: actor, reason: reason),
+                .init(
+                    budget: holding.first?.budget, subscription: subscription, event: outcome == .refused ? "resume_skipped" : "reactivated",
+                    action: "resume", adapter: suspender.name, adapterResult: outcome.rawValue, actor: actor, reason: reason),
                 on: tx, logger: logger)
             if outcome == .changed {
                 let payload = SubscriptionStatePayload(
@@ -166,11 +172,14 @@ public struct SubscriptionControl: Sendable {
                 try await WebhookOutbox.enqueue(WebhookMessage(type: .reactivated, occurredAt: now, data: payload), on: tx, logger: logger)
             }
         }
-        logger.info("Subscription resumed by hand", metadata: [
-            "subscription.id": "\(subscription)", "actor": "\(actor)", "budget.increase": "\(oneOffIncrease.map { "\($0)" } ?? "none")",
-        ])
+        logger.info(
+            "Subscription resumed by hand",
+            metadata: [
+                "subscription.id": "\(subscription)", "actor": "\(actor)", "budget.increase": "\(oneOffIncrease.map { "\($0)" } ?? "none")",
+            ])
         return SubscriptionChange(
-            subscription: subscription.rawValue, state: outcome == .refused ? SubscriptionState.suspended.rawValue : SubscriptionState.active.rawValue,
+            subscription: subscription.rawValue,
+            state: outcome == .refused ? SubscriptionState.suspended.rawValue : SubscriptionState.active.rawValue,
             outcome: outcome.rawValue, increasedBudgets: oneOffIncrease == nil ? [] : holding.map(\.budget))
     }
 
@@ -181,7 +190,9 @@ public struct SubscriptionControl: Sendable {
 
     private func currentState(_ subscription: SubscriptionID, logger: Logger) async throws -> String {
         let rows = try await client.query("SELECT state FROM subscriptions WHERE id = \(subscription.rawValue)", logger: logger)
-        guard let state = try await rows.collect().first?.decode(String.self) else { throw SubscriptionControlError.unknownSubscription(subscription) }
+        guard let state = try await rows.collect().first?.decode(String.self) else {
+            throw SubscriptionControlError.unknownSubscription(subscription)
+        }
         return state
     }
 }
@@ -217,7 +228,9 @@ extension SubscriptionControl {
     /// The admin route's logic, for the server to call after authenticating the administrator:
     /// `PATCH /admin/v1/subscriptions/{id}` → `try await control.apply(patch, to: id, actor: "admin:\(name)", logger:)`.
     /// Map `SubscriptionControlError.unknownSubscription` to 404 and the other errors to 400.
-    public func apply(_ patch: SubscriptionStatePatch, to subscription: SubscriptionID, actor: String, logger: Logger) async throws -> SubscriptionChange {
+    public func apply(_ patch: SubscriptionStatePatch, to subscription: SubscriptionID, actor: String, logger: Logger) async throws
+        -> SubscriptionChange
+    {
         switch patch.state {
         case .suspended:
             guard patch.increase == nil else { throw SubscriptionPatchError.invalidIncrease }

@@ -150,9 +150,10 @@ public final class WebhookDispatcher: Service, Sendable {
         for try await (message, endpoint, attempt, first, type, body, url, secrets) in rows.decode(
             (String, UUID, Int, Date, String, String, String, [String]).self)
         {
-            claimed.append(Claimed(
-                messageID: message, endpointID: endpoint, attempt: attempt, firstAttemptAt: first, eventType: type, body: body, url: url,
-                secrets: secrets))
+            claimed.append(
+                Claimed(
+                    messageID: message, endpointID: endpoint, attempt: attempt, firstAttemptAt: first, eventType: type, body: body, url: url,
+                    secrets: secrets))
         }
         await withTaskGroup(of: Void.self) { group in
             for message in claimed { group.addTask { await self.deliver(message) } }
@@ -252,7 +253,8 @@ public final class WebhookDispatcher: Service, Sendable {
                             last_http_status = \(code), last_error = \(reason)
                         WHERE message_id = \(message.messageID) AND endpoint_id = \(message.endpointID)
                         """, logger: logger)
-                    logger.info("Webhook attempt failed; will retry", metadata: ["http.status": "\(code.map(String.init) ?? "-")", "retry.delay": "\(delay)"])
+                    logger.info(
+                        "Webhook attempt failed; will retry", metadata: ["http.status": "\(code.map(String.init) ?? "-")", "retry.delay": "\(delay)"])
                 } else {
                     outcome = "failed"
                     try await tx.query(

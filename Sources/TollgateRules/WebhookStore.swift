@@ -75,8 +75,10 @@ public struct WebhookStore: Sendable {
     /// Registers an endpoint with its first secret.
     /// - Parameter eventTypes: the types it receives; empty for all.
     @discardableResult
-    public func createEndpoint(url: String, secret: WebhookSecret, eventTypes: [WebhookEventType] = [], description: String? = nil,
-                               logger: Logger) async throws -> UUID {
+    public func createEndpoint(
+        url: String, secret: WebhookSecret, eventTypes: [WebhookEventType] = [], description: String? = nil,
+        logger: Logger
+    ) async throws -> UUID {
         let id = UUIDv7.make()
         let types = eventTypes.map(\.rawValue)
         try await client.withTransaction(logger: logger) { tx in
@@ -121,7 +123,8 @@ public struct WebhookStore: Sendable {
         let rows = try await client.query(
             "SELECT id, url, description, event_types, disabled_at, disabled_reason FROM webhook_endpoints ORDER BY created_at, id", logger: logger)
         for try await (id, url, description, types, disabledAt, reason) in rows.decode((UUID, String, String?, [String], Date?, String?).self) {
-            result.append(WebhookEndpoint(id: id, url: url, description: description, eventTypes: types, disabledAt: disabledAt, disabledReason: reason))
+            result.append(
+                WebhookEndpoint(id: id, url: url, description: description, eventTypes: types, disabledAt: disabledAt, disabledReason: reason))
         }
         return result
     }
@@ -142,9 +145,10 @@ public struct WebhookStore: Sendable {
         for try await (id, messageID, endpointID, type, attempt, at, duration, status, error, outcome) in rows.decode(
             (Int, String, UUID, String, Int, Date, Int, Int?, String?, String).self)
         {
-            result.append(WebhookDelivery(
-                id: id, messageID: messageID, endpointID: endpointID, eventType: type, attempt: attempt, attemptedAt: at,
-                durationMilliseconds: duration, httpStatus: status, error: error, outcome: outcome))
+            result.append(
+                WebhookDelivery(
+                    id: id, messageID: messageID, endpointID: endpointID, eventType: type, attempt: attempt, attemptedAt: at,
+                    durationMilliseconds: duration, httpStatus: status, error: error, outcome: outcome))
         }
         return result
     }

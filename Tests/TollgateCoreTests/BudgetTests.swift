@@ -5,7 +5,9 @@ import TollgateCore
 private func utc(_ text: String) -> Date { Date(iso8601: text)! }
 
 @Suite struct BudgetMathTests {
-    let thresholds = [BudgetThreshold(percent: 50, action: .alert), BudgetThreshold(percent: 80, action: .alert), BudgetThreshold(percent: 100, action: .suspend)]
+    let thresholds = [
+        BudgetThreshold(percent: 50, action: .alert), BudgetThreshold(percent: 80, action: .alert), BudgetThreshold(percent: 100, action: .suspend),
+    ]
 
     @Test(arguments: [
         (Decimal(499), [Int]()),
@@ -52,7 +54,8 @@ private func utc(_ text: String) -> Date { Date(iso8601: text)! }
 
     @Test func evaluationOnTheLastSecondOfTheMonthBelongsToThatMonth() {
         let budget = BudgetDefinition(name: "b", scope: .all, limit: 1000, thresholds: thresholds)
-        let evaluation = BudgetEvaluation(budget: budget, now: utc("2026-11-30T23:59:59Z"), measured: 1000, alreadyFired: [50, 80], forecastFired: false)
+        let evaluation = BudgetEvaluation(
+            budget: budget, now: utc("2026-11-30T23:59:59Z"), measured: 1000, alreadyFired: [50, 80], forecastFired: false)
         #expect(evaluation.period == BillingPeriod(start: utc("2026-11-01T00:00:00Z"), end: utc("2026-12-01T00:00:00Z")))
         #expect(evaluation.crossed.map(\.percent) == [100])
         let nextMonth = BudgetEvaluation(budget: budget, now: utc("2026-12-01T00:00:00Z"), measured: 0, alreadyFired: [], forecastFired: false)
@@ -62,7 +65,8 @@ private func utc(_ text: String) -> Date { Date(iso8601: text)! }
 
     @Test func aOneOffIncreaseRaisesTheEffectiveLimit() {
         let budget = BudgetDefinition(name: "b", scope: .all, limit: 1000, thresholds: thresholds)
-        let evaluation = BudgetEvaluation(budget: budget, now: utc("2026-11-20T00:00:00Z"), measured: 1200, increase: 500, alreadyFired: [], forecastFired: true)
+        let evaluation = BudgetEvaluation(
+            budget: budget, now: utc("2026-11-20T00:00:00Z"), measured: 1200, increase: 500, alreadyFired: [], forecastFired: true)
         #expect(evaluation.effectiveLimit == 1500)
         #expect(evaluation.crossed.map(\.percent) == [50, 80])
         #expect(evaluation.percent == 80)
@@ -124,28 +128,32 @@ private func utc(_ text: String) -> Date { Date(iso8601: text)! }
         let budgets = [
             BudgetSpec(name: "Bad Name", scope: "subscription", target: "nobody", limit: 10, thresholds: [.init(percent: 0, action: .alert)]),
             BudgetSpec(name: "c", scope: "planet", limit: -1, thresholds: []),
-            BudgetSpec(name: "c", scope: "all", target: "x", metric: .cost, timeZone: "Mars/Olympus", limit: 5, thresholds: [
-                .init(percent: 50, action: .alert), .init(percent: 50, action: .suspend),
-            ]),
-            BudgetSpec(name: "t", scope: "team", limit: Decimal(string: "1.5")!, currency: "USD", thresholds: [.init(percent: 100, action: .suspend)]),
+            BudgetSpec(
+                name: "c", scope: "all", target: "x", metric: .cost, timeZone: "Mars/Olympus", limit: 5,
+                thresholds: [
+                    .init(percent: 50, action: .alert), .init(percent: 50, action: .suspend),
+                ]),
+            BudgetSpec(
+                name: "t", scope: "team", limit: Decimal(string: "1.5")!, currency: "USD", thresholds: [.init(percent: 100, action: .suspend)]),
         ]
         let problems = validate(budgets: budgets, knownSubscriptions: ["team-a"], knownProducts: []).map { "\($0.pathText): \($0.message)" }
-        #expect(problems == [
-            "budgets[0].name: must be a slug: lower-case letters, digits, '.', '_' or '-'",
-            "budgets[0].target: unknown subscription 'nobody'",
-            "budgets[0].thresholds[0].percent: must be between 1 and 1000",
-            "budgets[1].scope: must be one of: subscription, product, team, cost_center, all",
-            "budgets[1].limit: must be positive",
-            "budgets[1].thresholds: a budget needs at least one threshold",
-            "budgets[2].name: duplicate budget name 'c'",
-            "budgets[2].target: must be absent when scope is 'all'",
-            "budgets[2].time_zone: unknown time zone 'Mars/Olympus'; use an IANA name such as Europe/Berlin",
-            "budgets[2].currency: is required for a cost budget",
-            "budgets[2].thresholds[1].percent: duplicate threshold 50 %",
-            "budgets[3].target: is required when scope is 'team'",
-            "budgets[3].limit: a token limit must be a whole number",
-            "budgets[3].currency: only cost budgets have a currency",
-        ])
+        #expect(
+            problems == [
+                "budgets[0].name: must be a slug: lower-case letters, digits, '.', '_' or '-'",
+                "budgets[0].target: unknown subscription 'nobody'",
+                "budgets[0].thresholds[0].percent: must be between 1 and 1000",
+                "budgets[1].scope: must be one of: subscription, product, team, cost_center, all",
+                "budgets[1].limit: must be positive",
+                "budgets[1].thresholds: a budget needs at least one threshold",
+                "budgets[2].name: duplicate budget name 'c'",
+                "budgets[2].target: must be absent when scope is 'all'",
+                "budgets[2].time_zone: unknown time zone 'Mars/Olympus'; use an IANA name such as Europe/Berlin",
+                "budgets[2].currency: is required for a cost budget",
+                "budgets[2].thresholds[1].percent: duplicate threshold 50 %",
+                "budgets[3].target: is required when scope is 'team'",
+                "budgets[3].limit: a token limit must be a whole number",
+                "budgets[3].currency: only cost budgets have a currency",
+            ])
     }
 
     @Test func teamTargetsAreCheckedWhenTeamsAreKnown() {

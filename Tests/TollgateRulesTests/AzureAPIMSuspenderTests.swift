@@ -35,7 +35,8 @@ actor FakeARM {
 
     func token(form: String, contentType: String?) -> (HTTPResponse.Status, String) {
         if contentType != "application/x-www-form-urlencoded" { problems.append("token content-type \(contentType ?? "none")") }
-        let expected = "grant_type=client_credentials&client_id=tollgate-app&client_secret=s3cr%2Bt%26x&scope=https%3A%2F%2Fmanagement.azure.com%2F.default"
+        let expected =
+            "grant_type=client_credentials&client_id=tollgate-app&client_secret=s3cr%2Bt%26x&scope=https%3A%2F%2Fmanagement.azure.com%2F.default"
         if form != expected { problems.append("token form \(form)") }
         tokensIssued += 1
         return (.ok, #"{"token_type":"Bearer","expires_in":\#(tokenLifetimeSeconds),"access_token":"token-\#(tokensIssued)"}"#)
@@ -88,13 +89,15 @@ actor FakeARM {
             let (status, json) = await self.token(form: form, contentType: request.headers[.contentType])
             return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: json)))
         }
-        router.get("/subscriptions/:sub/resourceGroups/:rg/providers/Microsoft.ApiManagement/service/:service/subscriptions/:sid") { request, _ -> Response in
+        router.get("/subscriptions/:sub/resourceGroups/:rg/providers/Microsoft.ApiManagement/service/:service/subscriptions/:sid") {
+            request, _ -> Response in
             let (status, etag, json) = await self.get(request)
             var headers: HTTPFields = [.contentType: "application/json", .eTag: etag]
             if status == .tooManyRequests { headers[.retryAfter] = "1" }
             return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: json)))
         }
-        router.patch("/subscriptions/:sub/resourceGroups/:rg/providers/Microsoft.ApiManagement/service/:service/subscriptions/:sid") { request, _ -> Response in
+        router.patch("/subscriptions/:sub/resourceGroups/:rg/providers/Microsoft.ApiManagement/service/:service/subscriptions/:sid") {
+            request, _ -> Response in
             let body = String(buffer: try await request.body.collect(upTo: 1 << 16))
             let (status, etag) = await self.patch(request, body: body)
             var headers: HTTPFields = [.eTag: etag]
@@ -105,10 +108,12 @@ actor FakeARM {
     }
 
     static func suspender(port: Int, http: HTTPClient) -> AzureAPIMSuspender {
-        AzureAPIMSuspender(http: http, configuration: .init(
-            armBaseURL: "http://127.0.0.1:\(port)", azureSubscriptionID: "sub-123", resourceGroup: "rg-ai", serviceName: "apim-prod",
-            tokenURL: "http://127.0.0.1:\(port)/tenant-1/oauth2/v2.0/token", clientID: "tollgate-app", clientSecret: Secret("s3cr+t&x"),
-            initialBackoff: .milliseconds(50), maxBackoff: .seconds(2)))
+        AzureAPIMSuspender(
+            http: http,
+            configuration: .init(
+                armBaseURL: "http://127.0.0.1:\(port)", azureSubscriptionID: "sub-123", resourceGroup: "rg-ai", serviceName: "apim-prod",
+                tokenURL: "http://127.0.0.1:\(port)/tenant-1/oauth2/v2.0/token", clientID: "tollgate-app", clientSecret: Secret("s3cr+t&x"),
+                initialBackoff: .milliseconds(50), maxBackoff: .seconds(2)))
     }
 }
 

@@ -62,13 +62,16 @@ private func evaluator(_ client: PostgresClient, clock: TestClock) async throws 
             #expect(state.actor == "rules-engine")
             #expect(state.reason == "Budget 'team-a-monthly' is exhausted for the current period; access resumes at 2026-12-01T00:00:00.000Z.")
             #expect(try await Fixtures.state(of: "team-b", client: client).state == "active")  // outside the budget's scope
-            #expect(try await Fixtures.messageTypes(client: client) == [
-                "budget.exceeded", "budget.threshold_crossed", "budget.threshold_crossed", "budget.threshold_crossed", "subscription.suspended",
-            ])
+            #expect(
+                try await Fixtures.messageTypes(client: client) == [
+                    "budget.exceeded", "budget.threshold_crossed", "budget.threshold_crossed", "budget.threshold_crossed", "subscription.suspended",
+                ])
             let audit = try await Fixtures.audit(client: client)
-            #expect(audit == [
-                "threshold_crossed - rules-engine", "threshold_crossed - rules-engine", "exceeded - rules-engine", "suspended team-a rules-engine",
-            ])
+            #expect(
+                audit == [
+                    "threshold_crossed - rules-engine", "threshold_crossed - rules-engine", "exceeded - rules-engine",
+                    "suspended team-a rules-engine",
+                ])
             // A second pass changes nothing: no second suspension, no second message.
             let again = try await engine.evaluateNow()
             #expect(again.fired.isEmpty && again.suspended.isEmpty)
@@ -98,9 +101,11 @@ private func evaluator(_ client: PostgresClient, clock: TestClock) async throws 
     @Test func rolloverReenablesOnlyWhatTheRulesEngineSuspended() async throws {
         try await TestDatabase.withClient { client in
             // Three subscriptions of team "search" under one hard team budget.
-            try await Fixtures.subscriptions([("s-engine", "search", nil), ("s-admin-later", "search", nil), ("s-admin-before", "search", nil)], client: client)
+            try await Fixtures.subscriptions(
+                [("s-engine", "search", nil), ("s-admin-later", "search", nil), ("s-admin-before", "search", nil)], client: client)
             let budget = BudgetDefinition(
-                name: "search-daily", scope: .team("search"), period: .daily, limit: 100, thresholds: [.init(percent: 100, action: .suspend)], forecast: false)
+                name: "search-daily", scope: .team("search"), period: .daily, limit: 100, thresholds: [.init(percent: 100, action: .suspend)],
+                forecast: false)
             try await BudgetStore(client: client).upsert(budget, source: "config", logger: Fixtures.logger)
             let control = SubscriptionControl(client: client, suspender: TollgateSuspender(catalog: CatalogStore(client: client)))
             // An administrator suspended one before the budget was crossed.
@@ -126,19 +131,21 @@ private func evaluator(_ client: PostgresClient, clock: TestClock) async throws 
             #expect(later.state == "suspended" && later.actor == "admin:bob")
             let before = try await Fixtures.state(of: "s-admin-before", client: client)
             #expect(before.state == "suspended" && before.actor == "admin:alice" && before.reason == "security review")
-            #expect(try await Fixtures.audit(client: client) == [
-                "suspended s-admin-before admin:alice",
-                "exceeded - rules-engine",
-                "suspend_skipped s-admin-before rules-engine",
-                "suspended s-admin-later rules-engine",
-                "suspended s-engine rules-engine",
-                "suspended s-admin-later admin:bob",
-                "reactivated s-engine rules-engine",
-            ])
+            #expect(
+                try await Fixtures.audit(client: client) == [
+                    "suspended s-admin-before admin:alice",
+                    "exceeded - rules-engine",
+                    "suspend_skipped s-admin-before rules-engine",
+                    "suspended s-admin-later rules-engine",
+                    "suspended s-engine rules-engine",
+                    "suspended s-admin-later admin:bob",
+                    "reactivated s-engine rules-engine",
+                ])
             // alice's suspension, the rules engine's two, the rollover; bob only took over a suspended subscription.
-            #expect(try await Fixtures.messageTypes(client: client).filter { $0.hasPrefix("subscription.") } == [
-                "subscription.reactivated", "subscription.suspended", "subscription.suspended", "subscription.suspended",
-            ])
+            #expect(
+                try await Fixtures.messageTypes(client: client).filter { $0.hasPrefix("subscription.") } == [
+                    "subscription.reactivated", "subscription.suspended", "subscription.suspended", "subscription.suspended",
+                ])
         }
     }
 }
@@ -212,7 +219,8 @@ private func evaluator(_ client: PostgresClient, clock: TestClock) async throws 
     @Test func costBudgetCountsOnlyItsCurrency() async throws {
         try await TestDatabase.withClient { client in
             try await Fixtures.subscriptions([("team-a", "search", nil)], client: client)
-            let exists = try await client.query("SELECT to_regclass('priced_usage_hourly') IS NOT NULL", logger: Fixtures.logger)
+            let exists =
+                try await client.query("SELECT to_regclass('priced_usage_hourly') IS NOT NULL", logger: Fixtures.logger)
                 .collect().first?.decode(Bool.self) ?? false
             if exists { try await client.query("ALTER VIEW priced_usage_hourly RENAME TO priced_usage_hourly_real", logger: Fixtures.logger) }
             try await client.query(

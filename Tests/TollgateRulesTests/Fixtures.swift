@@ -37,7 +37,8 @@ enum Fixtures {
     }
 
     /// One metered request of `tokens` total tokens at `at`, landed through the real usage writer (which NOTIFYs).
-    static func usage(_ subscription: String, tokens: Int, at: Date, team: String? = nil, product: String? = nil, client: PostgresClient) async throws {
+    static func usage(_ subscription: String, tokens: Int, at: Date, team: String? = nil, product: String? = nil, client: PostgresClient) async throws
+    {
         let event = UsageEvent(
             requestID: UUIDv7.make(at: at), startedAt: at, endedAt: at, subscription: SubscriptionID(subscription), product: product, team: team,
             costCenter: "cc-1", backend: "mock", model: "gpt-4o-mini", route: "chat.completions", httpStatus: 200, streamed: false,
@@ -74,11 +75,15 @@ enum Fixtures {
     }
 
     static func httpClient() -> HTTPClient {
-        HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow, timeout: .init(connect: .seconds(2), read: .seconds(5))))
+        HTTPClient(
+            eventLoopGroupProvider: .singleton,
+            configuration: .init(redirectConfiguration: .disallow, timeout: .init(connect: .seconds(2), read: .seconds(5))))
     }
 
     /// Runs `router` on 127.0.0.1 with an ephemeral port for the duration of `body`.
-    static func withLiveServer<T: Sendable>(_ router: Router<BasicRequestContext>, _ body: @escaping @Sendable (Int) async throws -> T) async throws -> T {
+    static func withLiveServer<T: Sendable>(_ router: Router<BasicRequestContext>, _ body: @escaping @Sendable (Int) async throws -> T) async throws
+        -> T
+    {
         var quiet = Logger(label: "tollgate.tests.fake-server")
         quiet.logLevel = .critical
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: quiet)

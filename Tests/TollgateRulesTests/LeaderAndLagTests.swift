@@ -20,7 +20,8 @@ private final class Instance: Sendable {
     init(location: DatabaseLocation, configuration: BudgetEvaluatorConfiguration) {
         client = PostgresClient(configuration: location.clientConfiguration(maximumConnections: 4), backgroundLogger: Fixtures.logger)
         evaluator = BudgetEvaluator(
-            client: client, lockConnection: try! location.lockConnectionConfiguration(), suspender: TollgateSuspender(catalog: CatalogStore(client: client)), configuration: configuration, logger: Fixtures.logger)
+            client: client, lockConnection: try! location.lockConnectionConfiguration(),
+            suspender: TollgateSuspender(catalog: CatalogStore(client: client)), configuration: configuration, logger: Fixtures.logger)
     }
 
     func start() {
@@ -88,7 +89,8 @@ private func lockHolderPID(_ client: PostgresClient) async throws -> Int? {
             Fixtures.logger.info("Leader failover measured", metadata: ["failover.duration": "\(takeover)"])
 
             try await Fixtures.usage("team-a", tokens: 1000, at: Date(), client: admin)
-            #expect(try await Fixtures.eventually(timeout: .seconds(5)) { try await Fixtures.state(of: "team-a", client: admin).state == "suspended" })
+            #expect(
+                try await Fixtures.eventually(timeout: .seconds(5)) { try await Fixtures.state(of: "team-a", client: admin).state == "suspended" })
             await survivor.stop()
         }
     }
@@ -108,8 +110,9 @@ private func lockHolderPID(_ client: PostgresClient) async throws -> Int? {
                 for i in 0..<rounds {
                     try await Fixtures.subscriptions([("lag-\(i)", nil, nil)], client: client)
                     try await BudgetStore(client: client).upsert(
-                        BudgetDefinition(name: "lag-\(i)", scope: .subscription(SubscriptionID("lag-\(i)")), limit: 100,
-                                         thresholds: [.init(percent: 100, action: .suspend)], forecast: false),
+                        BudgetDefinition(
+                            name: "lag-\(i)", scope: .subscription(SubscriptionID("lag-\(i)")), limit: 100,
+                            thresholds: [.init(percent: 100, action: .suspend)], forecast: false),
                         source: "config", logger: Fixtures.logger)
                 }
                 let evaluator = BudgetEvaluator(
@@ -119,23 +122,26 @@ private func lockHolderPID(_ client: PostgresClient) async throws -> Int? {
                     client: client, http: http, configuration: .init(targets: .init(allowLoopback: true)), logger: Fixtures.logger)
                 var toSuspension: [Duration] = []
                 var toWebhook: [Duration] = []
-                try await Fixtures.running({ try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask { try await evaluator.run() }
-                    group.addTask { try await dispatcher.run() }
-                    try await group.waitForAll()
-                } }) { () async throws in
+                try await Fixtures.running({
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        group.addTask { try await evaluator.run() }
+                        group.addTask { try await dispatcher.run() }
+                        try await group.waitForAll()
+                    }
+                }) { () async throws in
                     #expect(try await Fixtures.eventually { evaluator.isLeader })
                     try await Task.sleep(for: .milliseconds(300))  // first sweep done
                     for i in 0..<rounds {
                         try await Fixtures.usage("lag-\(i)", tokens: 100, at: Date(), client: client)
                         let committed = ContinuousClock.now
                         var suspendedAt: ContinuousClock.Instant?
-                        #expect(try await Fixtures.eventually(timeout: .seconds(15)) {
-                            let row = try await client.query("SELECT state FROM subscriptions WHERE id = \("lag-\(i)")", logger: Fixtures.logger)
-                                .collect().first?.decode(String.self)
-                            if row == "suspended" { suspendedAt = ContinuousClock.now }
-                            return row == "suspended"
-                        })
+                        #expect(
+                            try await Fixtures.eventually(timeout: .seconds(15)) {
+                                let row = try await client.query("SELECT state FROM subscriptions WHERE id = \("lag-\(i)")", logger: Fixtures.logger)
+                                    .collect().first?.decode(String.self)
+                                if row == "suspended" { suspendedAt = ContinuousClock.now }
+                                return row == "suspended"
+                            })
                         #expect(try await Fixtures.eventually(timeout: .seconds(15)) { arrivals.times.withLock { $0["lag-\(i)"] != nil } })
                         if let suspendedAt { toSuspension.append(suspendedAt - committed) }
                         if let arrived = arrivals.times.withLock({ $0["lag-\(i)"] }) { toWebhook.append(arrived - committed) }
@@ -144,8 +150,11 @@ private func lockHolderPID(_ client: PostgresClient) async throws -> Int? {
                 func summary(_ values: [Duration]) -> String {
                     let sorted = values.sorted()
                     guard !sorted.isEmpty else { return "no samples" }
-                    let ms = { (d: Duration) in String(format: "%.1f ms", Double(d.components.attoseconds) / 1e15 + Double(d.components.seconds) * 1000) }
-                    return "median \(ms(sorted[sorted.count / 2])), p95 \(ms(sorted[min(sorted.count - 1, sorted.count * 95 / 100)])), max \(ms(sorted.last!)), n=\(sorted.count)"
+                    let ms = { (d: Duration) in
+                        String(format: "%.1f ms", Double(d.components.attoseconds) / 1e15 + Double(d.components.seconds) * 1000)
+                    }
+                    return
+                        "median \(ms(sorted[sorted.count / 2])), p95 \(ms(sorted[min(sorted.count - 1, sorted.count * 95 / 100)])), max \(ms(sorted.last!)), n=\(sorted.count)"
                 }
                 print("lag crossing row -> suspended: \(summary(toSuspension))")
                 print("lag crossing row -> subscription.suspended webhook received: \(summary(toWebhook))")
@@ -165,7 +174,9 @@ private final class Arrivals: Sendable {
         let router = Router()
         router.post("/hook") { request, _ -> Response in
             let body = String(buffer: try await request.body.collect(upTo: 1 << 20))
-            if body.contains(#""type":"subscription.suspended""#), let range = body.range(of: #""subscription":"lag-\d+""#, options: .regularExpression) {
+            if body.contains(#""type":"subscription.suspended""#),
+                let range = body.range(of: #""subscription":"lag-\d+""#, options: .regularExpression)
+            {
                 let subscription = String(body[range].dropFirst(16).dropLast())
                 self.times.withLock { $0[subscription] = ContinuousClock.now }
             }

@@ -32,7 +32,8 @@ import TollgateTestSupport
                     #expect(response.status == .notFound)
                 }
                 try await http.execute(
-                    uri: "/admin/v1/subscriptions/team-a", method: .patch, body: ByteBuffer(string: #"{"state":"active","reason":"x","increase":"-5"}"#)
+                    uri: "/admin/v1/subscriptions/team-a", method: .patch,
+                    body: ByteBuffer(string: #"{"state":"active","reason":"x","increase":"-5"}"#)
                 ) { response in
                     #expect(response.status == .badRequest)
                 }

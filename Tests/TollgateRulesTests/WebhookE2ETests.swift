@@ -36,7 +36,8 @@ struct WebhookE2ETests {
             clock.set(utc("2026-12-01T00:00:00Z"))
             try await engine.evaluateNow()  // rollover: reactivated
             let dispatcher = WebhookDispatcher(
-                client: client, http: http, configuration: .init(targets: .init(allowLoopback: true, allowPrivateNetworks: true)), logger: Fixtures.logger)
+                client: client, http: http, configuration: .init(targets: .init(allowLoopback: true, allowPrivateNetworks: true)),
+                logger: Fixtures.logger)
             #expect(try await dispatcher.deliverDue() == 7)
             let log = try await WebhookStore(client: client).deliveries(endpoint: endpoint, logger: Fixtures.logger)
             #expect(log.map(\.outcome) == Array(repeating: "delivered", count: 7))

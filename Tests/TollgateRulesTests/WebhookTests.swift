@@ -12,7 +12,7 @@ import TollgateRules
 import TollgateTestSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A webhook receiver that records every request and answers from a script, then 204.
@@ -38,9 +38,10 @@ actor Receiver {
         let router = Router()
         router.post("/hook") { request, _ -> Response in
             let body = String(buffer: try await request.body.collect(upTo: 1 << 20))
-            let status = await self.record(Delivery(
-                id: request.headers[HTTPField.Name("webhook-id")!] ?? "", timestamp: request.headers[HTTPField.Name("webhook-timestamp")!] ?? "",
-                signature: request.headers[HTTPField.Name("webhook-signature")!] ?? "", body: body, contentType: request.headers[.contentType]))
+            let status = await self.record(
+                Delivery(
+                    id: request.headers[HTTPField.Name("webhook-id")!] ?? "", timestamp: request.headers[HTTPField.Name("webhook-timestamp")!] ?? "",
+                    signature: request.headers[HTTPField.Name("webhook-signature")!] ?? "", body: body, contentType: request.headers[.contentType]))
             return Response(status: .init(code: status))
         }
         return router
@@ -70,7 +71,8 @@ private func enqueue(_ type: WebhookEventType = .suspended, client: PostgresClie
 
 private func dispatcher(_ client: PostgresClient, http: HTTPClient, targets: WebhookTargetPolicy = .init(allowLoopback: true)) -> WebhookDispatcher {
     WebhookDispatcher(
-        client: client, http: http, configuration: .init(targets: targets, retry: fastRetries, requestTimeout: .seconds(5), pollInterval: .milliseconds(100)),
+        client: client, http: http,
+        configuration: .init(targets: targets, retry: fastRetries, requestTimeout: .seconds(5), pollInterval: .milliseconds(100)),
         logger: Fixtures.logger)
 }
 
@@ -94,10 +96,12 @@ private func dispatcher(_ client: PostgresClient, http: HTTPClient, targets: Web
         #expect(signatures[0] == independentSignature(secret: testSecret, id: "msg_1", timestamp: "1764064800", body: #"{"type":"budget.exceeded"}"#))
         let now = Date(timeIntervalSince1970: 1_764_064_800)
         #expect(StandardWebhooks.verify(id: "msg_1", timestamp: 1_764_064_800, signatureHeader: headers[2].value, body: body, secret: new, now: now))
-        #expect(!StandardWebhooks.verify(
-            id: "msg_1", timestamp: 1_764_064_800, signatureHeader: headers[2].value, body: body + [0x20], secret: new, now: now))
-        #expect(!StandardWebhooks.verify(
-            id: "msg_1", timestamp: 1_764_064_800, signatureHeader: headers[2].value, body: body, secret: old, now: now.addingTimeInterval(301)))
+        #expect(
+            !StandardWebhooks.verify(
+                id: "msg_1", timestamp: 1_764_064_800, signatureHeader: headers[2].value, body: body + [0x20], secret: new, now: now))
+        #expect(
+            !StandardWebhooks.verify(
+                id: "msg_1", timestamp: 1_764_064_800, signatureHeader: headers[2].value, body: body, secret: old, now: now.addingTimeInterval(301)))
     }
 
     @Test(arguments: ["whsec_", "secret", "whsec_!!!", "whsec_c2hvcnQ="])
@@ -192,7 +196,9 @@ private func dispatcher(_ client: PostgresClient, http: HTTPClient, targets: Web
                 #expect(delivery.id == message.id)
                 #expect(delivery.body == message.body)
                 #expect(delivery.contentType == "application/json")
-                #expect(delivery.signature == independentSignature(secret: testSecret, id: delivery.id, timestamp: delivery.timestamp, body: delivery.body))
+                #expect(
+                    delivery.signature
+                        == independentSignature(secret: testSecret, id: delivery.id, timestamp: delivery.timestamp, body: delivery.body))
                 #expect(abs((Int(delivery.timestamp) ?? 0) - Int(Date().timeIntervalSince1970)) < 30)
                 let log = try await WebhookStore(client: client).deliveries(endpoint: endpoint, logger: Fixtures.logger)
                 #expect(log.map(\.outcome) == ["delivered"])
@@ -208,7 +214,10 @@ private func dispatcher(_ client: PostgresClient, http: HTTPClient, targets: Web
         let payload = SubscriptionStatePayload(
             subscription: "team-a", budget: "b", state: "suspended", reason: "r", actor: "rules-engine", adapter: "tollgate", resetsAt: nil)
         let message = try WebhookMessage(type: .suspended, occurredAt: utc("2026-11-25T10:00:00Z"), data: payload, id: "msg_x")
-        #expect(message.body == #"{"data":{"actor":"rules-engine","adapter":"tollgate","budget":"b","reason":"r","state":"suspended","subscription":"team-a"},"timestamp":"2026-11-25T10:00:00.000Z","type":"subscription.suspended"}"#)
+        #expect(
+            message.body
+                == #"{"data":{"actor":"rules-engine","adapter":"tollgate","budget":"b","reason":"r","state":"suspended","subscription":"team-a"},"timestamp":"2026-11-25T10:00:00.000Z","type":"subscription.suspended"}"#
+        )
     }
 }
 
@@ -226,9 +235,10 @@ private func dispatcher(_ client: PostgresClient, http: HTTPClient, targets: Web
                     let (message, _) = try await enqueue(client: client)
                     #expect(try await Fixtures.eventually { await receiver.deliveries.count == 4 })
                     #expect(await receiver.deliveries.map(\.id) == Array(repeating: message.id, count: 4))
-                    #expect(try await Fixtures.eventually {
-                        try await WebhookStore(client: client).deliveries(endpoint: endpoint, logger: Fixtures.logger).count == 4
-                    })
+                    #expect(
+                        try await Fixtures.eventually {
+                            try await WebhookStore(client: client).deliveries(endpoint: endpoint, logger: Fixtures.logger).count == 4
+                        })
                 }
                 let log = try await WebhookStore(client: client).deliveries(endpoint: endpoint, logger: Fixtures.logger)
                 #expect(log.map(\.outcome) == ["delivered", "retrying", "retrying", "retrying"])  // newest first
@@ -286,10 +296,11 @@ private func dispatcher(_ client: PostgresClient, http: HTTPClient, targets: Web
                 }
                 #expect(await receiver.deliveries.map(\.id) == [message.id, message.id])
                 // The receiver answers before the dispatcher records the answer: wait for the record.
-                #expect(try await Fixtures.eventually {
-                    try await client.query("SELECT status FROM webhook_outbox WHERE endpoint_id = \(endpoint)", logger: Fixtures.logger)
-                        .collect().first?.decode(String.self) == "delivered"
-                })
+                #expect(
+                    try await Fixtures.eventually {
+                        try await client.query("SELECT status FROM webhook_outbox WHERE endpoint_id = \(endpoint)", logger: Fixtures.logger)
+                            .collect().first?.decode(String.self) == "delivered"
+                    })
             }
         }
         try await http.shutdown()
