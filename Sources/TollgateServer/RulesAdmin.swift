@@ -102,6 +102,7 @@ public enum RulesAdmin {
     ///
     /// - `PATCH /subscriptions/{id}` with `{"state": "suspended" | "active", "reason": "…", "increase": "5000"}` → `SubscriptionChange`
     /// - `GET /subscriptions/{id}/events?limit=` → the subscription's audit trail (`[BudgetAuditEntry]`)
+    /// - `POST /webhooks/endpoints` with `{"url", "event_types", "secret"}` → `{"id", "secret"}` (the secret shown once)
     /// - `GET /webhooks/deliveries?endpoint=&limit=` → the delivery log, newest first (`[WebhookDelivery]`)
     ///
     /// - Parameters:
@@ -130,6 +131,18 @@ public enum RulesAdmin {
             let limit = min(request.uri.queryParameters.get("limit", as: Int.self) ?? 200, 1000)
             return try await control.history(of: SubscriptionID(id), limit: limit, logger: context.logger)
         }
+        group.post("webhooks/endpoints") { request, context -> CreatedWebhookEndpoint in
+            let body = try await request.decode(as: WebhookEndpointRequest.self, context: context)
+            do {
+                let created = try await createWebhookEndpoint(
+                    database: database, url: body.url, secret: body.secret, eventTypes: body.eventTypes ?? [], logger: context.logger)
+                return CreatedWebhookEndpoint(id: created.id, secret: created.secret)
+            } catch let error as RulesAdminError {
+                throw HTTPError(.badRequest, message: error.description)
+            } catch is WebhookSecretError {
+                throw HTTPError(.badRequest, message: WebhookSecretError.malformed.description)
+            }
+        }
         group.get("webhooks/deliveries") { request, context -> [WebhookDelivery] in
             var endpoint: UUID?
             if let text = request.uri.queryParameters.get("endpoint") {
@@ -140,6 +153,23 @@ public enum RulesAdmin {
             return try await webhooks.deliveries(endpoint: endpoint, limit: limit, logger: context.logger)
         }
     }
+}
+
+/// Body of `POST /admin/v1/webhooks/endpoints`: `{"url": "https://…", "event_types": ["budget.exceeded"], "secret": "whsec_…"}`.
+public struct WebhookEndpointRequest: Codable, Sendable {
+    public var url: String
+    public var eventTypes: [String]?
+    public var secret: String?
+    enum CodingKeys: String, CodingKey {
+        case url, secret
+        case eventTypes = "event_types"
+    }
+}
+
+/// The answer to `POST /admin/v1/webhooks/endpoints`: the secret is shown this once.
+public struct CreatedWebhookEndpoint: Codable, Sendable, ResponseEncodable {
+    public var id: UUID
+    public var secret: String
 }
 
 extension SubscriptionChange: ResponseEncodable {}

@@ -7,6 +7,8 @@ import NIOCore
 import Testing
 import TollgateCore
 import TollgateRules
+import TollgateStore
+import TollgateTestSupport
 
 /// A fake Azure Resource Manager plus Entra token endpoint. It checks what a real one would insist on and records
 /// what it saw, so tests assert on requests rather than on the adapter's own account of them.
@@ -203,5 +205,27 @@ private let reason = SuspensionReason(budget: "team-a-monthly", message: "over b
     @Test func retryAfterAsHTTPDate() {
         let now = utc("2026-11-25T10:00:00Z")
         #expect(RetryBackoff.retryAfter("Wed, 25 Nov 2026 10:00:05 GMT", now: now) == .seconds(5))
+    }
+}
+
+@Suite(.freshDatabase) struct CompositeSuspenderTests {
+    @Test func theCatalogDecidesAndAPIMFollows() async throws {
+        let arm = FakeARM()
+        let http = Fixtures.httpClient()
+        try await TestDatabase.withClient { client in
+            try await Fixtures.subscriptions([("team-a", "search", nil)], client: client)
+            try await Fixtures.withLiveServer(arm.router()) { port async throws in
+                let both = CompositeSuspender([TollgateSuspender(catalog: CatalogStore(client: client)), FakeARM.suspender(port: port, http: http)])
+                #expect(both.name == "tollgate+azure-apim")
+                #expect(try await both.suspend("team-a", reason: reason, logger: Fixtures.logger) == .changed)
+                // An administrator takes the suspension over: rollover must not reactivate it anywhere.
+                try await CatalogStore(client: client).setState("team-a", to: .suspended, reason: "held", actor: "admin:fay", logger: Fixtures.logger)
+                #expect(try await both.resume("team-a", reason: reason, onlyIfSuspendedByRulesEngine: true, logger: Fixtures.logger) == .refused)
+                #expect(try await both.resume("team-a", reason: reason, onlyIfSuspendedByRulesEngine: false, logger: Fixtures.logger) == .changed)
+            }
+        }
+        try await http.shutdown()
+        #expect(await arm.acceptedPatches == [#"{"properties":{"state":"suspended"}}"#, #"{"properties":{"state":"active"}}"#])
+        #expect(await arm.problems == [])
     }
 }

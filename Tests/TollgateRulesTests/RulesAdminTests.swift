@@ -44,6 +44,19 @@ import TollgateTestSupport
                     let entries = try decoder.decode([BudgetAuditEntry].self, from: Data(response.body.readableBytesView))
                     #expect(entries.map { "\($0.event) \($0.actor) \($0.reason ?? "")" } == ["suspended admin:dana maintenance"])
                 }
+                try await http.execute(
+                    uri: "/admin/v1/webhooks/endpoints", method: .post,
+                    body: ByteBuffer(string: #"{"url":"https://hooks.example.com/t","event_types":["budget.exceeded"]}"#)
+                ) { response in
+                    #expect(response.status == .ok)
+                    let created = try JSONDecoder().decode(CreatedWebhookEndpoint.self, from: Data(response.body.readableBytesView))
+                    #expect(created.secret.hasPrefix("whsec_"))
+                }
+                try await http.execute(
+                    uri: "/admin/v1/webhooks/endpoints", method: .post, body: ByteBuffer(string: #"{"url":"https://h.example","secret":"nope"}"#)
+                ) { response in
+                    #expect(response.status == .badRequest)
+                }
                 try await http.execute(uri: "/admin/v1/webhooks/deliveries?endpoint=nope", method: .get) { response in
                     #expect(response.status == .badRequest)
                 }
