@@ -54,7 +54,10 @@ private let fastFailover = BudgetEvaluatorConfiguration(
 
 private func lockHolderPID(_ client: PostgresClient) async throws -> Int? {
     try await client.query(
-        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid::bigint = \(fastFailover.leaderLockKey) AND granted", logger: Fixtures.logger
+        """
+        SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid::bigint = \(fastFailover.leaderLockKey) AND granted
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        """, logger: Fixtures.logger
     ).collect().first?.decode(Int.self)
 }
 
@@ -155,6 +158,9 @@ private func lockHolderPID(_ client: PostgresClient) async throws -> Int? {
                     }
                     return
                         "median \(ms(sorted[sorted.count / 2])), p95 \(ms(sorted[min(sorted.count - 1, sorted.count * 95 / 100)])), max \(ms(sorted.last!)), n=\(sorted.count)"
+                }
+                if let slowest = toSuspension.indices.max(by: { toSuspension[$0] < toSuspension[$1] }) {
+                    print("lag: slowest suspension was round \(slowest) of \(rounds)")
                 }
                 print("lag crossing row -> suspended: \(summary(toSuspension))")
                 print("lag crossing row -> subscription.suspended webhook received: \(summary(toWebhook))")
