@@ -152,3 +152,78 @@ enum BudgetAudit {
         return entries
     }
 }
+
+/// One row of `reporting.budget_status`: a budget in its current period. Amounts are decimal strings.
+public struct BudgetStatus: Sendable, Hashable, Codable {
+    public var budget: String
+    public var scopeKind: String
+    public var scopeValue: String?
+    public var metric: String
+    public var currency: String?
+    public var period: String
+    public var periodStart: Date
+    public var periodEnd: Date
+    public var currentUse: String
+    public var effectiveLimit: String
+    public var percentUsed: String
+    public var forecast: String?
+    /// `ok`, `warning`, `exceeded` or `suspended`.
+    public var state: String
+
+    enum CodingKeys: String, CodingKey {
+        case budget, metric, currency, period, forecast, state
+        case scopeKind = "scope_kind"
+        case scopeValue = "scope_value"
+        case periodStart = "period_start"
+        case periodEnd = "period_end"
+        case currentUse = "current_use"
+        case effectiveLimit = "effective_limit"
+        case percentUsed = "percent_used"
+    }
+}
+
+extension BudgetStore {
+    /// Every budget's current status, by name (`reporting.budget_status`, evaluated at the database's clock).
+    public func status(logger: Logger) async throws -> [BudgetStatus] {
+        var result: [BudgetStatus] = []
+        let rows = try await client.query(
+            """
+            SELECT budget, scope_kind, scope_value, metric, currency, period, period_start, period_end, current_use, effective_limit,
+                   percent_used, forecast, state
+            FROM reporting.budget_status ORDER BY budget
+            """, logger: logger)
+        for try await (name, kind, value, metric, currency, period, start, end, use, limit, percent, forecast, state) in rows.decode(
+            (String, String, String?, String, String?, String, Date, Date, Decimal, Decimal, Decimal, Decimal?, String).self)
+        {
+            result.append(
+                BudgetStatus(
+                    budget: name, scopeKind: kind, scopeValue: value, metric: metric, currency: currency, period: period, periodStart: start,
+                    periodEnd: end, currentUse: use.description, effectiveLimit: limit.description, percentUsed: percent.description,
+                    forecast: forecast.map { $0.rounded(scale: 2).description }, state: state))
+        }
+        return result
+    }
+
+    /// Creates or replaces a budget from the admin API after the same checks `tollgate.yaml` gets.
+    /// - Parameter actor: `admin:<name>`; such budgets survive `tollgate apply`.
+    /// - Throws: the problems, when there are any (`[PolicyProblem]` wrapped in `BudgetRejected`).
+    public func put(_ spec: BudgetSpec, actor: String, logger: Logger) async throws {
+        var subscriptions: Set<SubscriptionID> = []
+        for try await id in try await client.query("SELECT id FROM subscriptions", logger: logger).decode(String.self) {
+            subscriptions.insert(SubscriptionID(id))
+        }
+        var products: Set<String> = []
+        for try await name in try await client.query("SELECT name FROM products", logger: logger).decode(String.self) { products.insert(name) }
+        let problems = validate(budgets: [spec], knownSubscriptions: subscriptions, knownProducts: products)
+        guard problems.isEmpty, let definition = spec.definition else { throw BudgetRejected(problems: problems) }
+        try await upsert(definition, source: actor, logger: logger)
+    }
+}
+
+/// A budget the admin API refused, with the problems located in it (`budgets[0].limit: must be positive`).
+public struct BudgetRejected: Error, Hashable, Sendable, CustomStringConvertible {
+    public var problems: [PolicyProblem]
+    public var description: String {
+        problems.map { "\($0.pathText.replacingOccurrences(of: "budgets[0].", with: "")): \($0.message)" }.joined(separator: "; ")
+    }
+}

@@ -100,6 +100,10 @@ public enum RulesAdmin {
 
     /// Registers the rules engine's admin routes on `group` (mount it at `/admin/v1`, behind admin authentication):
     ///
+    /// - `GET /budgets` → every budget's current status (`[BudgetStatus]`, as `reporting.budget_status`)
+    /// - `PUT /budgets/{name}` with a `tollgate.yaml` budget entry as JSON → 204, or 400 naming the problems; such budgets
+    ///   survive `tollgate apply`
+    /// - `DELETE /budgets/{name}` → 204
     /// - `PATCH /subscriptions/{id}` with `{"state": "suspended" | "active", "reason": "…", "increase": "5000"}` → `SubscriptionChange`
     /// - `GET /subscriptions/{id}/events?limit=` → the subscription's audit trail (`[BudgetAuditEntry]`)
     /// - `POST /webhooks/endpoints` with `{"url", "event_types", "secret"}` → `{"id", "secret"}` (the secret shown once)
@@ -130,6 +134,25 @@ public enum RulesAdmin {
             let id = try context.parameters.require("id")
             let limit = min(request.uri.queryParameters.get("limit", as: Int.self) ?? 200, 1000)
             return try await control.history(of: SubscriptionID(id), limit: limit, logger: context.logger)
+        }
+        let budgets = BudgetStore(client: database)
+        group.get("budgets") { _, context -> [BudgetStatus] in
+            try await budgets.status(logger: context.logger)
+        }
+        group.put("budgets/:name") { request, context -> HTTPResponse.Status in
+            let name = try context.parameters.require("name")
+            let spec = try await request.decode(as: BudgetSpec.self, context: context)
+            guard spec.name == name else { throw HTTPError(.badRequest, message: "the body's name must be '\(name)'") }
+            do {
+                try await budgets.put(spec, actor: actor(request, context), logger: context.logger)
+            } catch let rejected as BudgetRejected {
+                throw HTTPError(.badRequest, message: rejected.description)
+            }
+            return .noContent
+        }
+        group.delete("budgets/:name") { _, context -> HTTPResponse.Status in
+            try await budgets.remove(try context.parameters.require("name"), logger: context.logger)
+            return .noContent
         }
         group.post("webhooks/endpoints") { request, context -> CreatedWebhookEndpoint in
             let body = try await request.decode(as: WebhookEndpointRequest.self, context: context)
@@ -173,6 +196,7 @@ public struct CreatedWebhookEndpoint: Codable, Sendable, ResponseEncodable {
 }
 
 extension SubscriptionChange: ResponseEncodable {}
+extension BudgetStatus: ResponseEncodable {}
 extension WebhookDelivery: ResponseEncodable {}
 extension BudgetAuditEntry: ResponseEncodable {}
 

@@ -57,6 +57,31 @@ import TollgateTestSupport
                 ) { response in
                     #expect(response.status == .badRequest)
                 }
+                try await http.execute(
+                    uri: "/admin/v1/budgets/team-a-daily", method: .put,
+                    body: ByteBuffer(
+                        string:
+                            #"{"name":"team-a-daily","scope":"subscription","target":"team-a","period":"daily","limit":"5000","thresholds":[{"percent":100,"action":"suspend"}]}"#
+                    )
+                ) { response in
+                    #expect(response.status == .noContent)
+                }
+                try await http.execute(
+                    uri: "/admin/v1/budgets/bad", method: .put,
+                    body: ByteBuffer(string: #"{"name":"bad","scope":"subscription","target":"nobody","limit":"-1","thresholds":[]}"#)
+                ) { response in
+                    #expect(response.status == .badRequest)
+                    #expect(
+                        String(buffer: response.body).contains(
+                            "target: unknown subscription 'nobody'; limit: must be positive; thresholds: a budget needs at least one threshold"))
+                }
+                try await http.execute(uri: "/admin/v1/budgets", method: .get) { response in
+                    #expect(response.status == .ok)
+                    let decoder = JSONDecoder()
+                    decoder.dateDecodingStrategy = .iso8601
+                    let statuses = try decoder.decode([BudgetStatus].self, from: Data(response.body.readableBytesView))
+                    #expect(statuses.map { "\($0.budget) \($0.currentUse)/\($0.effectiveLimit) \($0.state)" } == ["team-a-daily 0/5000 ok"])
+                }
                 try await http.execute(uri: "/admin/v1/webhooks/deliveries?endpoint=nope", method: .get) { response in
                     #expect(response.status == .badRequest)
                 }
@@ -86,6 +111,22 @@ import TollgateTestSupport
             await #expect(throws: RulesAdminError.unknownEventType("budget.exploded")) {
                 try await RulesAdmin.createWebhookEndpoint(database: client, url: "https://x.example", secret: nil, eventTypes: ["budget.exploded"])
             }
+        }
+    }
+}
+
+@Suite(.freshDatabase) struct AdminBudgetSourceTests {
+    @Test func applyLeavesAdminBudgetsAlone() async throws {
+        try await TestDatabase.withClient { client in
+            try await Fixtures.subscriptions([("team-a", nil, nil)], client: client)
+            let store = BudgetStore(client: client)
+            try await store.put(
+                BudgetSpec(name: "from-admin", scope: "all", limit: 10, thresholds: [.init(percent: 100, action: .alert)]), actor: "admin:gus",
+                logger: Fixtures.logger)
+            try await store.applyConfigured([Fixtures.hardBudget], logger: Fixtures.logger)
+            #expect(try await store.all(logger: Fixtures.logger).map(\.name) == ["from-admin", "team-a-monthly"])
+            try await store.applyConfigured([], logger: Fixtures.logger)
+            #expect(try await store.all(logger: Fixtures.logger).map(\.name) == ["from-admin"])
         }
     }
 }
