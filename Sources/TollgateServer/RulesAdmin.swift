@@ -12,8 +12,12 @@ public enum RulesAdmin {
     /// The database client type, named here so the executable need not import PostgresNIO.
     public typealias Database = PostgresClient
 
-    /// The CLI's logger: the executable bootstraps logging, so this only names the label.
-    public static let quietLogger = Logger(label: "tollgate.cli")
+    /// The CLI's logger: warnings and errors only; the command prints its own one-line result.
+    public static let quietLogger: Logger = {
+        var logger = Logger(label: "tollgate.cli")
+        logger.logLevel = .warning  // the command prints its own one-line result
+        return logger
+    }()
 
     /// `tollgate subscriptions suspend ID --reason …`.
     /// - Parameters:
