@@ -93,10 +93,6 @@ public final class BudgetEvaluator: Service, Sendable {
                     logger.warning("Budget evaluator lost its lock connection", metadata: ["error": "\(String(reflecting: error))"])
                 }
             }
-            if leader.withLock({ $0 }) {
-                leader.withLock { $0 = false }
-                logger.info("Budget evaluator leadership released")
-            }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.configuration.leaderRetryInterval) }
         }
     }
@@ -111,11 +107,9 @@ public final class BudgetEvaluator: Service, Sendable {
         do {
             try await lead(on: connection)
         } catch {
-            leader.withLock { $0 = false }
             try? await connection.close()
             throw error
         }
-        leader.withLock { $0 = false }
         try? await connection.close()
     }
 
@@ -125,6 +119,10 @@ public final class BudgetEvaluator: Service, Sendable {
         guard acquired else { return }
         leader.withLock { $0 = true }
         logger.info("Budget evaluator leadership acquired")
+        defer {
+            leader.withLock { $0 = false }
+            logger.info("Budget evaluator leadership released")
+        }
         try await connection.listen(on: "tollgate_usage") { notifications in
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await self.evaluationLoop() }

@@ -78,9 +78,11 @@ private func lockHolderPID(_ client: PostgresClient) async throws -> Int? {
             let firstPID = try #require(try await lockHolderPID(admin))
 
             // The leader's lock session is killed (a network cut): the lock is free at once and one instance leads again.
+            let cut = ContinuousClock.now
             try await admin.query("SELECT pg_terminate_backend(\(firstPID)::integer)", logger: Fixtures.logger)
             #expect(try await Fixtures.eventually(timeout: .seconds(5)) { try await lockHolderPID(admin).map { $0 != firstPID } ?? false })
             #expect(try await Fixtures.eventually(timeout: .seconds(5)) { first.evaluator.isLeader != second.evaluator.isLeader })
+            print("leader failover: a leader again \(ContinuousClock.now - cut) after the leader's session was killed")
 
             // Then the leading instance goes away; the other takes over and keeps enforcing.
             let (dead, survivor) = first.evaluator.isLeader ? (first, second) : (second, first)
