@@ -7,14 +7,17 @@ public struct PolicyDocument: Hashable, Sendable, Codable {
     public var backends: [BackendSpec]
     public var products: [ProductSpec]
     public var subscriptions: [SubscriptionSpec]
+    /// Budgets the rules engine evaluates (docs/budgets.md).
+    public var budgets: [BudgetSpec]
 
-    public init(backends: [BackendSpec] = [], products: [ProductSpec] = [], subscriptions: [SubscriptionSpec] = []) {
+    public init(backends: [BackendSpec] = [], products: [ProductSpec] = [], subscriptions: [SubscriptionSpec] = [], budgets: [BudgetSpec] = []) {
         self.backends = backends
         self.products = products
         self.subscriptions = subscriptions
+        self.budgets = budgets
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case backends, products, subscriptions }
+    enum CodingKeys: String, CodingKey, CaseIterable { case backends, products, subscriptions, budgets }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -22,6 +25,7 @@ public struct PolicyDocument: Hashable, Sendable, Codable {
         backends = try c.decodeIfPresent([BackendSpec].self, forKey: .backends) ?? []
         products = try c.decodeIfPresent([ProductSpec].self, forKey: .products) ?? []
         subscriptions = try c.decodeIfPresent([SubscriptionSpec].self, forKey: .subscriptions) ?? []
+        budgets = try c.decodeIfPresent([BudgetSpec].self, forKey: .budgets) ?? []
     }
 }
 
@@ -311,6 +315,7 @@ extension PolicyDocument {
                 add(at + [.key("product")], "unknown product '\(product)'; products in this file: \(productNames.sorted().joined(separator: ", "))")
             }
         }
+        problems += validate(budgets: budgets, knownSubscriptions: subscriptionIDs, knownProducts: productNames)
         return problems
     }
 }

@@ -5,6 +5,7 @@ import Logging
 import PostgresNIO
 import TollgateCore
 import TollgateGateway
+import TollgateRules
 import TollgateStore
 
 /// An admin API error: `{"error": {"code", "message"}}`. Codes are stable; messages are for people.
@@ -72,6 +73,7 @@ public struct AdminAPI: Sendable {
     let postgres: PostgresClient
     let catalog: GatewayCatalog
     let database: DatabaseLocation
+    let suspender: any SubscriptionSuspender
     let logger: Logger
 
     func register(on router: Router<BasicRequestContext>) {
@@ -88,19 +90,6 @@ public struct AdminAPI: Sendable {
             guard let subscription = try await catalogStore.snapshot(logger: context.logger).subscriptions[id] else {
                 throw AdminError.notFound("No subscription '\(id)'.")
             }
-            return SubscriptionView(subscription)
-        }
-        admin.patch("subscriptions/:id") { request, context -> SubscriptionView in
-            let id = SubscriptionID(try context.parameters.require("id"))
-            let change = try await request.decode(as: SubscriptionPatch.self, context: context)
-            guard change.state != .cancelled || change.reason != nil else { throw AdminError.invalid("Cancelling a subscription needs a `reason`.") }
-            let actor = "admin:\(change.actor ?? "api")"
-            guard try await catalogStore.setState(id, to: change.state, reason: change.reason, actor: actor, logger: context.logger) else {
-                throw AdminError.notFound("No subscription '\(id)'.")
-            }
-            context.logger.info("Subscription state changed", metadata: ["subscription.id": "\(id)", "subscription.state": "\(change.state.rawValue)", "actor": "\(actor)"])
-            await catalog.refresh()
-            guard let subscription = catalog.snapshot.subscriptions[id] else { throw AdminError.notFound("No subscription '\(id)'.") }
             return SubscriptionView(subscription)
         }
         admin.post("subscriptions/:id/keys") { request, context -> EditedResponse<CreatedKey> in
@@ -143,14 +132,19 @@ public struct AdminAPI: Sendable {
                 throw AdminError(.unprocessableContent, "invalid_configuration", error.description)
             }
             let dryRun = request.uri.queryParameters["dry_run"] == "true"
-            let changes = try await catalogStore.plan(document, logger: context.logger)
+            let changes = try await PolicyApplier.plan(document, client: postgres, logger: context.logger)
             if !dryRun {
-                try await catalogStore.apply(document, logger: context.logger)
+                try await PolicyApplier.apply(document, client: postgres, logger: context.logger)
                 await catalog.refresh()
             }
             return ApplyResult(applied: !dryRun, changes: changes)
         }
         registerReports(on: admin)
+        // Budgets, subscription suspend/resume (with audit), webhooks: the rules engine's routes.
+        RulesAdmin.addRoutes(to: admin, database: postgres, suspender: suspender) { request, _ in
+            // One shared admin token, so the caller names themselves (X-Tollgate-Actor) for the audit trail.
+            "admin:\(request.headers[HTTPField.Name("X-Tollgate-Actor")!] ?? "api")"
+        }
         admin.get("usage/summary") { request, context -> [UsageSummaryRow] in
             let from = try Self.instant(request.uri.queryParameters["from"], name: "from") ?? BillingPeriod.containing(Date(), kind: .monthly).start
             let to = try Self.instant(request.uri.queryParameters["to"], name: "to") ?? Date.distantFuture

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import Logging
@@ -6,6 +7,7 @@ import Prometheus
 import ServiceLifecycle
 import TollgateCore
 import TollgateGateway
+import TollgateRules
 import TollgateStore
 import UnixSignals
 
@@ -41,7 +43,7 @@ public func buildApplication(
             try await Migrator(client: client, migrations: try Migration.bundled(), logger: logger).migrate()
             if let file = configuration.policyFile {
                 let document = try PolicyFile.load(path: file)
-                try await CatalogStore(client: client).apply(document, logger: logger)
+                try await PolicyApplier.apply(document, client: client, logger: logger)
                 logger.info("Configuration applied", metadata: ["config.file": "\(file)"])
             }
             return try await CatalogStore(client: client).snapshot(logger: logger)
@@ -59,6 +61,20 @@ public func buildApplication(
     let writer = UsageWriter(
         spool: spool, store: UsageStore(client: postgres), logger: logger, flushInterval: configuration.flushInterval, batchSize: configuration.batchSize)
     let upstream = UpstreamClients()
+    // Webhooks and management APIs: one client, redirects never followed (a redirect must not carry a credential elsewhere).
+    let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(
+        redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5), read: .seconds(30))))
+    let rules: RulesConfiguration
+    do {
+        rules = try RulesConfiguration.parse(environment: configuration.credentials)
+    } catch {
+        throw ConfigurationError(variable: "TOLLGATE_* (rules engine)", message: error.description)
+    }
+    let suspender = rules.suspender(catalog: catalogStore, http: http)
+    let evaluator = BudgetEvaluator(
+        client: postgres, lockConnection: try database.lockConnectionConfiguration(), suspender: suspender,
+        configuration: .init(sweepInterval: rules.sweepInterval), logger: logger)
+    let dispatcher = WebhookDispatcher(client: postgres, http: http, configuration: .init(targets: rules.webhookTargets), logger: logger)
     let adminToken = try configuration.adminToken ?? AdminToken.readOrCreate(in: configuration.dataDirectory)
 
     let router = Router(context: BasicRequestContext.self)
@@ -69,7 +85,7 @@ public func buildApplication(
         configuration: GatewayConfiguration(maximumRequestBytes: configuration.maximumRequestBytes, credentials: configuration.credentials)
     ).register(on: router)
     AdminAPI(
-        token: adminToken, postgres: postgres, catalog: catalog, database: database, logger: logger
+        token: adminToken, postgres: postgres, catalog: catalog, database: database, suspender: suspender, logger: logger
     ).register(on: router)
 
     var app = Application(
@@ -80,9 +96,11 @@ public func buildApplication(
     // Order is dependency order; the HTTP server starts after them all. Graceful shutdown runs in reverse: the server
     // drains, the writer loads what is spooled, clients close, and the embedded PostgreSQL stops last.
     if let cluster = resolution.startedCluster { app.addServices(EmbeddedPostgresService(cluster: cluster, logger: logger)) }
+    // The rules engine's services come after the pool and the writer, so they stop first.
     app.addServices(
-        postgres, upstream, writer,
-        CatalogRefresher(catalog: catalog, database: database, interval: configuration.catalogRefreshInterval, logger: logger))
+        postgres, upstream, HTTPClientService(client: http), writer,
+        CatalogRefresher(catalog: catalog, database: database, interval: configuration.catalogRefreshInterval, logger: logger),
+        evaluator, dispatcher)
     return (app, TollgateRuntime(database: database, catalog: catalog, writer: writer, postgres: postgres, adminToken: adminToken))
 }
 
@@ -149,4 +167,14 @@ public func runServer(
 ) async throws {
     let (app, _) = try await buildApplication(configuration: configuration, logger: logger, registry: registry, onServerRunning: onListening)
     try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+}
+
+/// Shuts an HTTP client down after the services that use it have stopped.
+struct HTTPClientService: Service {
+    let client: HTTPClient
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        try? await client.shutdown()
+    }
 }

@@ -64,9 +64,8 @@ struct ApplyCommand: AsyncParsableCommand {
         do { document = try PolicyFile.load(path: file) } catch { throw CLIError(error.description) }
         let dryRun = self.dryRun
         let changes = try await CLIDatabase.withClient(database) { client, logger in
-            let store = CatalogStore(client: client)
-            let changes = try await store.plan(document, logger: logger)
-            if !dryRun { try await store.apply(document, logger: logger) }
+            let changes = try await PolicyApplier.plan(document, client: client, logger: logger)
+            if !dryRun { try await PolicyApplier.apply(document, client: client, logger: logger) }
             return changes
         }
         for line in changes { print(line) }
