@@ -105,6 +105,11 @@ subscriptions:
         gw.stop()
     upstream.shutdown()
     # After the kill -9 test the cluster was started by an earlier process; stop it here.
+    stop_cluster(data_dir)
+
+
+def stop_cluster(data_dir):
+    """Stops an embedded cluster that outlived the tollgate process which started it."""
     pg_ctl = os.path.join(subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True).stdout.strip(), "pg_ctl")
     command = [pg_ctl, "-D", os.path.join(data_dir, "pgdata"), "-m", "fast", "stop"]
     if os.getuid() == 0:
