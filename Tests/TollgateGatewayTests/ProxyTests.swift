@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import NIOHTTP1
 import Testing
 import TollgateCore
 import TollgateGateway
@@ -127,6 +128,42 @@ private let chatBody = #"{"model":"gpt-4o-mini","messages":[{"role":"user","cont
             let row = try #require(try await GatewayHarness.usageRows().first)
             #expect(row.usageSource == "estimated")
             #expect(row.promptTokens == 4 && row.completionTokens == 2)
+        }
+    }
+
+    @Test func clientDisconnectMidStreamIsRecordedAsEstimated() async throws {
+        let upstream = FakeOpenAIUpstream()
+        try await upstream.run { port in
+            let keys = try await GatewayHarness.prepare(GatewayHarness.document(upstreamPort: port))
+            let configuration = try await GatewayHarness.configuration()
+            try await GatewayHarness.withLiveGateway(configuration: configuration) { client, runtime in
+                let gatewayPort = try #require(client.port)
+                let http = HTTPClient(eventLoopGroupProvider: .singleton)
+                var request = HTTPClientRequest(url: "http://127.0.0.1:\(gatewayPort)/v1/chat/completions")
+                request.method = .POST
+                request.headers.add(name: "authorization", value: "Bearer \(keys["sub-a"]!)")
+                request.headers.add(name: "content-type", value: "application/json")
+                request.body = .bytes(ByteBuffer(string: #"{"model":"slow-stream","stream":true,"messages":[{"role":"user","content":"Say hello there!"}]}"#))
+                // Read the first content, then hang up.
+                let reader = Task {
+                    let response = try await http.execute(request, timeout: .seconds(10))
+                    var seen = ""
+                    for try await chunk in response.body {
+                        seen += String(buffer: chunk)
+                        if seen.contains("Hello") { return seen }
+                    }
+                    return seen
+                }
+                let seen = try await reader.value
+                #expect(seen.contains("Hello"))
+                try await http.shutdown()  // closes the connection mid-stream
+                try await Task.sleep(for: .milliseconds(900))
+                await runtime.writer.flush()
+            }
+            let row = try #require(try await GatewayHarness.usageRows().first)
+            #expect(row.usageSource == "estimated")
+            #expect(row.promptTokens == 4)
+            #expect((1...3).contains(row.completionTokens))  // cut off before the fourth piece
         }
     }
 

@@ -14,6 +14,7 @@ import Synchronization
 /// - `server-error`: 500 with an OpenAI error body.
 /// - `broken-stream`: two content chunks, then the connection is cut.
 /// - `slow`: waits 3 seconds before answering.
+/// - `slow-stream`: streams like the default, 300 ms between content chunks.
 /// Every request it receives is kept, so tests can check what the gateway sent.
 public final class FakeOpenAIUpstream: Sendable {
     public struct Received: Sendable {
@@ -121,6 +122,7 @@ public final class FakeOpenAIUpstream: Sendable {
             return chunk
         }
         let broken = model == "broken-stream"
+        let pause: Duration = model == "slow-stream" ? .milliseconds(300) : .milliseconds(5)
         let first = event(chunk(["role": "assistant", "content": ""], finish: nil))
         let pieces = Self.contentPieces.map { event(chunk(["content": $0], finish: nil)) }
         var tail = [event(chunk([:], finish: "stop"))]
@@ -138,7 +140,7 @@ public final class FakeOpenAIUpstream: Sendable {
             for (i, piece) in pieces.enumerated() {
                 if broken && i == 2 { throw CancellationError() }  // cut the connection mid-stream
                 try await writer.write(piece)
-                try await Task.sleep(for: .milliseconds(5))
+                try await Task.sleep(for: pause)
             }
             for buffer in tail { try await writer.write(buffer) }
             try await writer.finish(nil)

@@ -34,7 +34,7 @@ public enum GatewayHarness {
             backends: [
                 BackendSpec(
                     name: "fake-openai", kind: .openai, baseURL: "http://127.0.0.1:\(upstreamPort)/v1", credentialEnv: "UPSTREAM_KEY",
-                    deployments: ["gpt-4o-mini", "no-usage", "rate-limited", "server-error", "broken-stream", "slow", "text-embedding-3-small"]
+                    deployments: ["gpt-4o-mini", "no-usage", "rate-limited", "server-error", "broken-stream", "slow", "slow-stream", "text-embedding-3-small"]
                         .map { DeploymentSpec(name: $0, model: $0) },
                     readTimeoutSeconds: readTimeoutSeconds),
                 BackendSpec(
