@@ -32,12 +32,14 @@ public struct GatewayRoutes: Sendable {
     let catalog: GatewayCatalog
     let writer: UsageWriter
     let upstream: UpstreamClients
+    let limiter: TokenLimiter
     let configuration: GatewayConfiguration
 
-    public init(catalog: GatewayCatalog, writer: UsageWriter, upstream: UpstreamClients, configuration: GatewayConfiguration) {
+    public init(catalog: GatewayCatalog, writer: UsageWriter, upstream: UpstreamClients, limiter: TokenLimiter, configuration: GatewayConfiguration) {
         self.catalog = catalog
         self.writer = writer
         self.upstream = upstream
+        self.limiter = limiter
         self.configuration = configuration
     }
 
@@ -102,6 +104,7 @@ public struct GatewayRoutes: Sendable {
         var operation: OpenAIOperation
         var streamed: Bool
         var estimatedPromptTokens: Int
+        var limits: ProductLimits?
 
         func event(status: Int, responseID: String?, model: String?, usage: TokenUsage, source: UsageSource) -> UsageEvent {
             UsageEvent(
@@ -119,6 +122,8 @@ public struct GatewayRoutes: Sendable {
         logger[metadataKey: "tollgate.request_id"] = "\(requestID)"
         let caller = try await authenticate(request.headers)
         logger[metadataKey: "subscription.id"] = "\(caller.subscription.id)"
+        let limits = caller.subscription.product.flatMap { caller.snapshot.products[$0]?.limits }
+        if let limits { try limiter.admit(caller.subscription, limits: limits) }
 
         let body: ByteBuffer
         do {
@@ -156,7 +161,7 @@ public struct GatewayRoutes: Sendable {
         let metering = Metering(
             requestID: requestID, startedAt: startedAt, subscription: caller.subscription, backend: backend.name, deployment: route.deployment,
             requestedModel: route.model, operation: operation, streamed: streamed,
-            estimatedPromptTokens: UsageExtraction.estimatedPromptTokens(request: json))
+            estimatedPromptTokens: UsageExtraction.estimatedPromptTokens(request: json), limits: limits)
 
         if backend.kind == .mock {
             return try await mockReply(operation, backend: backend, model: route.model, json: json, metering: metering, injectedUsage: injectedUsage)
@@ -217,8 +222,7 @@ public struct GatewayRoutes: Sendable {
         } catch {
             let failure = UpstreamFailure(error)
             logger.warning("Upstream request failed", metadata: ["backend": "\(backend.name)", "error": "\(error)"])
-            writer.record(metering.event(status: Int(failure.gatewayError.status.code), responseID: nil, model: nil, usage: .zero, source: .missing))
-            count(metering, status: Int(failure.gatewayError.status.code))
+            land(metering.event(status: Int(failure.gatewayError.status.code), responseID: nil, model: nil, usage: .zero, source: .missing), metering: metering)
             var gatewayError = failure.gatewayError
             gatewayError.headers[.xRequestID] = metering.requestID.lowercasedString
             throw gatewayError
@@ -238,15 +242,13 @@ public struct GatewayRoutes: Sendable {
                 bytes = try await response.body.collect(upTo: configuration.maximumResponseBytes)
             } catch {
                 let failure = UpstreamFailure(error)
-                writer.record(metering.event(status: Int(failure.gatewayError.status.code), responseID: nil, model: nil, usage: .zero, source: .missing))
-                count(metering, status: Int(failure.gatewayError.status.code))
+                land(metering.event(status: Int(failure.gatewayError.status.code), responseID: nil, model: nil, usage: .zero, source: .missing), metering: metering)
                 throw failure.gatewayError
             }
             record(status: Int(response.status.code), body: bytes, metering: metering)
             return Response(status: status, headers: headers, body: .init(byteBuffer: bytes))
         }
 
-        let writer = self.writer
         let gateway = self
         return Response(status: status, headers: headers, body: ResponseBody { bodyWriter in
             var meter = SSEStreamMeter(operation: operation, hideInjectedUsage: injectedUsage)
@@ -267,8 +269,7 @@ public struct GatewayRoutes: Sendable {
                     event = metering.event(status: Int(response.status.code), responseID: meter.responseID, model: meter.model, usage: usage,
                                            source: source == .missing && usage != .zero ? .estimated : source)
                 }
-                writer.record(event)
-                gateway.count(metering, status: Int(response.status.code), usage: event.usage)
+                gateway.land(event, metering: metering)
             }
             do {
                 for try await chunk in response.body {
@@ -307,8 +308,7 @@ public struct GatewayRoutes: Sendable {
         } else {
             event = metering.event(status: status, responseID: nil, model: nil, usage: .zero, source: .missing)
         }
-        writer.record(event)
-        count(metering, status: status, usage: event.usage)
+        land(event, metering: metering)
     }
 
     func mockReply(
@@ -328,7 +328,6 @@ public struct GatewayRoutes: Sendable {
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
         headers[.xRequestID] = metering.requestID.lowercasedString
-        let writer = self.writer
         let gateway = self
         let hide = injectedUsage
         return Response(status: .ok, headers: headers, body: ResponseBody { bodyWriter in
@@ -339,8 +338,7 @@ public struct GatewayRoutes: Sendable {
                 recorded = true
                 let usage = meter.usage ?? TokenUsage(promptTokens: metering.estimatedPromptTokens, completionTokens: meter.contentEvents)
                 let event = metering.event(status: 200, responseID: id, model: model, usage: usage, source: meter.usage != nil && !interrupted ? .reported : .estimated)
-                writer.record(event)
-                gateway.count(metering, status: 200, usage: usage)
+                gateway.land(event, metering: metering)
             }
             do {
                 for event in events {
@@ -365,6 +363,13 @@ public struct GatewayRoutes: Sendable {
         headers[.contentType] = "application/json"
         headers[.xRequestID] = requestID.lowercasedString
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(data: data)))
+    }
+
+    /// Spools the usage row, counts it against the subscription's limits, and updates the metrics.
+    func land(_ event: UsageEvent, metering: Metering) {
+        writer.record(event)
+        if let limits = metering.limits { limiter.consumed(event.usage.totalTokens, by: event.subscription, limits: limits) }
+        count(metering, status: event.httpStatus, usage: event.usage)
     }
 
     /// Bounded labels only: route, backend, model (from configuration) and status.

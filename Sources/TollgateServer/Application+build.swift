@@ -61,6 +61,7 @@ public func buildApplication(
     let writer = UsageWriter(
         spool: spool, store: UsageStore(client: postgres), logger: logger, flushInterval: configuration.flushInterval, batchSize: configuration.batchSize)
     let upstream = UpstreamClients()
+    let limiter = TokenLimiter()
     // Webhooks and management APIs: one client, redirects never followed (a redirect must not carry a credential elsewhere).
     let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(
         redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5), read: .seconds(30))))
@@ -81,7 +82,7 @@ public func buildApplication(
     router.add(middleware: LogRequestsMiddleware(.debug))
     addHealthRoutes(to: router, catalog: catalog, writer: writer, registry: registry)
     GatewayRoutes(
-        catalog: catalog, writer: writer, upstream: upstream,
+        catalog: catalog, writer: writer, upstream: upstream, limiter: limiter,
         configuration: GatewayConfiguration(maximumRequestBytes: configuration.maximumRequestBytes, credentials: configuration.credentials)
     ).register(on: router)
     AdminAPI(
@@ -100,6 +101,7 @@ public func buildApplication(
     app.addServices(
         postgres, upstream, HTTPClientService(client: http), writer,
         CatalogRefresher(catalog: catalog, database: database, interval: configuration.catalogRefreshInterval, logger: logger),
+        QuotaRefresher(limiter: limiter, catalog: catalog, client: postgres, logger: logger),
         evaluator, dispatcher)
     return (app, TollgateRuntime(database: database, catalog: catalog, writer: writer, postgres: postgres, adminToken: adminToken))
 }
