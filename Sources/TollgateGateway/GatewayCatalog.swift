@@ -64,14 +64,6 @@ public final class GatewayCatalog: Sendable {
     }
 }
 
-/// Compares two byte strings in time that depends only on their length.
-func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-    guard a.count == b.count else { return false }
-    var difference: UInt8 = 0
-    for i in 0..<a.count { difference |= a[i] ^ b[i] }
-    return difference == 0
-}
-
 /// Keeps the catalog current: a LISTEN on `tollgate_catalog` (every change to keys, subscriptions and backends
 /// notifies it) and a periodic reload as the safety net.
 public struct CatalogRefresher: Service {

@@ -44,7 +44,7 @@ struct AdminMiddleware<Context: RequestContext>: RouterMiddleware {
             let parts = header.split(separator: " ", maxSplits: 1)
             return parts.count == 2 && parts[0].lowercased() == "bearer" ? String(parts[1]) : nil
         }
-        guard let presented, Self.equal(Array(presented.utf8), token) else { throw AdminError.unauthorized }
+        guard let presented, constantTimeEqual(Array(presented.utf8), token) else { throw AdminError.unauthorized }
         do {
             return try await next(request, context)
         } catch let error as AdminError {
@@ -57,13 +57,6 @@ struct AdminMiddleware<Context: RequestContext>: RouterMiddleware {
             context.logger.error("Admin request failed", metadata: ["error": "\(String(reflecting: error))"])
             throw AdminError(.internalServerError, "internal_error", "The request failed; see the server log for request id \(context.id).")
         }
-    }
-
-    static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        var difference: UInt8 = 0
-        for i in 0..<a.count { difference |= a[i] ^ b[i] }
-        return difference == 0
     }
 }
 
