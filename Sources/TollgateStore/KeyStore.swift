@@ -12,6 +12,12 @@ public struct SubscriptionKeyInfo: Sendable, Hashable, Codable {
     public var prefix: String
     public var createdAt: Date
     public var revokedAt: Date?
+
+    enum CodingKeys: String, CodingKey {
+        case id, subscription, slot, prefix
+        case createdAt = "created_at"
+        case revokedAt = "revoked_at"
+    }
 }
 
 public enum KeySlot: String, Sendable, CaseIterable, Codable { case primary, secondary }
