@@ -174,6 +174,14 @@ let package = Package(
             ],
             swiftSettings: settings
         ),
-        .testTarget(name: "TollgateServerTests", dependencies: ["TollgateServer", "TollgateTestSupport"], swiftSettings: settings),
+        .testTarget(
+            name: "TollgateServerTests",
+            dependencies: [
+                "TollgateServer", "TollgateTestSupport", "TollgateStore",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            swiftSettings: settings
+        ),
     ]
 )

@@ -9,6 +9,10 @@ public struct PolicyDocument: Hashable, Sendable, Codable {
     public var subscriptions: [SubscriptionSpec]
     /// Budgets the rules engine evaluates (docs/budgets.md).
     public var budgets: [BudgetSpec]
+    /// Effective-dated price versions (docs/reporting.md).
+    public var prices: [PriceSpec] = []
+    /// Backends' fixed monthly commitments (PTU), allocated pro rata by tokens.
+    public var commitments: [CommitmentSpec] = []
 
     public init(backends: [BackendSpec] = [], products: [ProductSpec] = [], subscriptions: [SubscriptionSpec] = [], budgets: [BudgetSpec] = []) {
         self.backends = backends
@@ -17,7 +21,7 @@ public struct PolicyDocument: Hashable, Sendable, Codable {
         self.budgets = budgets
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case backends, products, subscriptions, budgets }
+    enum CodingKeys: String, CodingKey, CaseIterable { case backends, products, subscriptions, budgets, prices, commitments }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -26,6 +30,8 @@ public struct PolicyDocument: Hashable, Sendable, Codable {
         products = try c.decodeIfPresent([ProductSpec].self, forKey: .products) ?? []
         subscriptions = try c.decodeIfPresent([SubscriptionSpec].self, forKey: .subscriptions) ?? []
         budgets = try c.decodeIfPresent([BudgetSpec].self, forKey: .budgets) ?? []
+        prices = try c.decodeIfPresent([PriceSpec].self, forKey: .prices) ?? []
+        commitments = try c.decodeIfPresent([CommitmentSpec].self, forKey: .commitments) ?? []
     }
 }
 
@@ -316,6 +322,7 @@ extension PolicyDocument {
             }
         }
         problems += validate(budgets: budgets, knownSubscriptions: subscriptionIDs, knownProducts: productNames)
+        problems += pricingProblems(backendNames: backendNames)
         return problems
     }
 }

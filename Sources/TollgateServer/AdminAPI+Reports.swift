@@ -31,6 +31,31 @@ extension AdminAPI {
             headers[.contentDisposition] = "attachment; filename=\"\(fileName)\""
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
         }
+        // GET /admin/v1/prices — every price version, as CSV (the `prices list` format).
+        admin.get("prices") { _, context -> Response in
+            let prices = try await PriceStore(client: postgres).list(logger: context.logger)
+            var headers = HTTPFields()
+            headers[.contentType] = "text/csv; charset=utf-8; header=present"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: PriceListing.csv(prices))))
+        }
+        // POST /admin/v1/prices?price_list=NAME — a price-list CSV; all or nothing, every bad line reported.
+        admin.post("prices") { request, context -> Response in
+            let body = try await request.body.collect(upTo: 8 << 20)
+            let prices: [ModelPrice]
+            do {
+                prices = try PriceListCSV.parse(String(buffer: body))
+            } catch let error as PriceListErrors {
+                throw AdminError(.unprocessableContent, "invalid_price_list", error.errors.map { "line \($0.line): \($0.message)" }.joined(separator: "; "))
+            }
+            let name = request.uri.queryParameters["price_list"].map(String.init)
+                ?? PriceListVersion.name(file: "admin-api", contents: Data(body.readableBytesView))
+            do {
+                let summary = try await PriceStore(client: postgres).importPrices(prices, priceList: name, logger: context.logger)
+                return try JSONEncoder().encodeResponse(summary)
+            } catch let error as PriceImportError {
+                throw AdminError(.conflict, "price_conflict", "\(error)")
+            }
+        }
         // POST /admin/v1/usage-events?source=apim-westeurope — JSON array or NDJSON; per-event rejections, the rest accepted.
         admin.post("usage-events") { request, context -> Response in
             let body = try await request.body.collect(upTo: 32 << 20)

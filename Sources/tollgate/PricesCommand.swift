@@ -6,7 +6,8 @@ import TollgateStore
 
 struct PricesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "prices", abstract: "Manage effective-dated model prices.", subcommands: [Import.self, List.self])
+        commandName: "prices", abstract: "Manage effective-dated model prices and backend commitments (PTU).",
+        subcommands: [Import.self, List.self, Commit.self])
 
     struct Import: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -44,6 +45,32 @@ struct PricesCommand: AsyncParsableCommand {
         func run() async throws {
             let prices = try await CLIDatabase.withClient(database) { client, logger in try await PriceStore(client: client).list(logger: logger) }
             FileHandle.standardOutput.write(PriceListing.csv(prices))
+        }
+    }
+
+    struct Commit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "commit",
+            abstract: "Set a backend's fixed monthly commitment (provisioned throughput), from a month on.",
+            discussion: """
+                The commitment is allocated to the subscriptions that used the backend, pro rata by tokens, and shown apart from
+                pay-as-you-go usage in every export. An amount of 0 ends an earlier commitment. Closed months cannot change.
+                Example: tollgate prices commit --backend azure-ptu --from 2026-10 --amount 12000.00 --currency USD
+                """)
+        @Option(help: "The backend, as named in tollgate.yaml.") var backend: String
+        @Option(name: .customLong("from"), help: "First month it applies to, yyyy-MM.") var month: String
+        @Option(help: "Amount per month, a plain decimal (12000.00).") var amount: String
+        @Option(help: "ISO 4217 currency code.") var currency: String = "USD"
+        @Option(help: "A note shown in exports.") var note: String?
+        @OptionGroup var database: DatabaseOptions
+
+        func run() async throws {
+            guard let period = BillingPeriod.month(month) else { throw CLIError("--from must be a month such as 2026-10") }
+            guard let value = Decimal(exactly: amount), value >= 0 else { throw CLIError("--amount must be a plain non-negative decimal such as 12000.00") }
+            guard currency.range(of: "^[A-Z]{3}$", options: .regularExpression) != nil else { throw CLIError("--currency must be an ISO 4217 code such as USD") }
+            let commitment = PTUCommitment(backend: backend, effectiveFrom: period.start, monthlyAmount: value, currency: currency, description: note)
+            try await CLIDatabase.withClient(database) { client, logger in try await PTUStore(client: client).set(commitment, logger: logger) }
+            print("\(backend): \(value) \(currency) per month from \(month)")
         }
     }
 }
