@@ -163,6 +163,59 @@ private func totals(_ client: PostgresClient, _ subscription: SubscriptionID) as
             #expect(started == "2026-11-01T00:00:00.123456")
             #expect(ended == "2026-11-01T00:00:00.373456")
             #expect(id == "019a7e3c-0000-7000-8000-0000000000aa")
+
+            // The rollup, computed from the escaped line on the fast path, groups by the unescaped values.
+            let hourly = try #require(try await client.query("""
+                SELECT hour_start, product, team, cost_center, deployment, model, usage_source, requests, prompt_tokens
+                FROM usage_hourly WHERE subscription_id = 'escapes'
+                """, logger: TestDatabase.logger).collect().first)
+            let rolled = try hourly.decode((Date, String, String, String, String, String, String, Int, Int).self)
+            #expect(rolled.0 == Date(timeIntervalSince1970: 1_793_491_200))
+            #expect([rolled.1, rolled.2, rolled.3, rolled.4, rolled.5, rolled.6] == ["", "a\\b\\N", "\\N", "dep\t1", "gpt-🚀-é", "missing"])
+            #expect(rolled.7 == 1)
+            #expect(rolled.8 == 7)
+        }
+    }
+
+    @Test func aMissingAndAnEmptyAttributeShareOneHourlyRow() async throws {
+        try await TestDatabase.withClient { client in
+            let start = Date(timeIntervalSince1970: hour10 + 60)
+            func make(product: String?, deployment: String?, tokens: Int) -> UsageEvent {
+                UsageEvent(requestID: UUIDv7.make(at: start), startedAt: start, endedAt: start, subscription: "nulls", product: product,
+                           backend: "openai", deployment: deployment, model: "m", route: "chat.completions", httpStatus: 200, streamed: false,
+                           usage: TokenUsage(promptTokens: tokens, completionTokens: 0), usageSource: .reported)
+            }
+            let batch = [make(product: nil, deployment: "", tokens: 3), make(product: "", deployment: nil, tokens: 4), make(product: nil, deployment: nil, tokens: 5)]
+            #expect(try await UsageStore(client: client).insert(batch, logger: TestDatabase.logger) == 3)
+            let rows = try await client.query(
+                "SELECT product, deployment, requests, prompt_tokens FROM usage_hourly WHERE subscription_id = 'nulls'", logger: TestDatabase.logger
+            ).collect()
+            #expect(rows.count == 1)
+            let row = try #require(rows.first).decode((String, String, Int, Int).self)
+            #expect(row.0 == "")
+            #expect(row.1 == "")
+            #expect(row.2 == 3)
+            #expect(row.3 == 12)
+            // The ledger keeps NULL and '' apart.
+            let nulls = try await client.query(
+                "SELECT count(*) FILTER (WHERE product IS NULL)::int, count(*) FILTER (WHERE deployment IS NULL)::int FROM usage_events WHERE subscription_id = 'nulls'",
+                logger: TestDatabase.logger
+            ).collect().first?.decode((Int, Int).self)
+            #expect(nulls?.0 == 2)
+            #expect(nulls?.1 == 2)
+        }
+    }
+
+    @Test func aLineNotWrittenByCopyLineStillLandsThroughStaging() async throws {
+        try await TestDatabase.withClient { client in
+            // Hand-written COPY text with an ISO timestamp in another zone: not the canonical form, so the general path
+            // (PostgreSQL parses the time) takes it.
+            let line = "019a7e3c-0000-7000-8000-0000000000bb\t\\N\t2026-11-25T11:30:00+01:00\t2026-11-25T11:30:01+01:00\tforeign\t\\N\t\\N\t\\N\t"
+                + "openai\t\\N\tgpt-4o\tchat.completions\t200\t1000\tf\t10\t5\t15\t0\t0\treported\tother-gateway\n"
+            #expect(try await UsageStore(client: client).insert(copyText: [ByteBuffer(string: line)], logger: TestDatabase.logger) == 1)
+            let hour = try await client.query("SELECT hour_start FROM usage_hourly WHERE subscription_id = 'foreign'", logger: TestDatabase.logger)
+                .collect().first?.decode(Date.self)
+            #expect(hour == Date(timeIntervalSince1970: hour10))  // 11:30+01:00 is 10:30Z
         }
     }
 
@@ -191,6 +244,26 @@ private func totals(_ client: PostgresClient, _ subscription: SubscriptionID) as
 }
 
 struct UsageCopyLineTests {
+    @Test(arguments: [
+        (1_793_491_200.123_456, "2026-11-01 00:00:00.123456+00"),
+        (0.0, "1970-01-01 00:00:00.000000+00"),
+        (-0.000_001, "1969-12-31 23:59:59.999999+00"),
+        (-1.0, "1969-12-31 23:59:59.000000+00"),
+        (1_709_251_199.999_999, "2024-02-29 23:59:59.999999+00"),  // leap day
+        (951_868_800.0, "2000-03-01 00:00:00.000000+00"),  // 2000 is a leap year, so 29 February came before
+        (-2_208_988_800.0, "1900-01-01 00:00:00.000000+00"),
+        (253_402_300_799.0, "9999-12-31 23:59:59.000000+00"),
+    ])
+    func writesTimesAsUTCWithMicroseconds(unixSeconds: Double, expected: String) {
+        let start = Date(timeIntervalSince1970: unixSeconds)
+        let fields = UsageStore.copyLine(for: UsageEvent(
+            requestID: UUID(), startedAt: start, endedAt: start, subscription: "s", backend: "b", model: "m", route: "r",
+            httpStatus: 200, streamed: false, usage: .zero, usageSource: .missing)).split(separator: "\t")
+        #expect(fields[2] == expected)
+        #expect(fields[3] == expected)
+    }
+
+
     @Test func encodesOneEventAsOneEscapedLine() {
         let start = Date(timeIntervalSince1970: 1_793_491_200.5)
         let line = UsageStore.copyLine(for: UsageEvent(
@@ -199,6 +272,6 @@ struct UsageCopyLineTests {
             deployment: "d\te", model: "m\nn", route: "embeddings", httpStatus: 200, streamed: false,
             usage: TokenUsage(promptTokens: 11, completionTokens: 3, totalTokens: 14, cachedPromptTokens: 2, reasoningTokens: 1),
             usageSource: .estimated))
-        #expect(line == "019A7E3C-0000-7000-8000-0000000000AA\t\\N\t1793491200500000\t1793491202500000\tteam-a\tp\tt\\\\u\t\\N\tb\td\\te\tm\\nn\tembeddings\t200\t2000\tf\t11\t3\t14\t2\t1\testimated\tgateway\n")
+        #expect(line == "019A7E3C-0000-7000-8000-0000000000AA\t\\N\t2026-11-01 00:00:00.500000+00\t2026-11-01 00:00:02.500000+00\tteam-a\tp\tt\\\\u\t\\N\tb\td\\te\tm\\nn\tembeddings\t200\t2000\tf\t11\t3\t14\t2\t1\testimated\tgateway\n")
     }
 }
