@@ -332,116 +332,141 @@ struct HourlyRollup {
     private(set) var rows = 0
     private(set) var groups: [(key: Key, sums: Sums)] = []
 
-    /// The bytes that decide a line's group, still escaped: the hour, the columns subscription_id … model (adjacent in
-    /// a line) and usage_source. Slices of the batch, so grouping a line allocates nothing.
-    private struct RawKey: Hashable {
-        var hour: ArraySlice<UInt8>
-        var columns: ArraySlice<UInt8>
-        var usageSource: ArraySlice<UInt8>
-    }
-
     /// Returns nil when a line is not in the form `UsageStore.copyLine(for:)` writes (22 fields, a UTC timestamp with
     /// microseconds, plain non-negative token counts); such a batch takes the general path, where PostgreSQL parses it.
     init?(lines chunks: [ByteBuffer]) {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(chunks.reduce(0) { $0 + $1.readableBytes })
         for chunk in chunks { bytes.append(contentsOf: chunk.readableBytesView) }
-        let tab = UInt8(ascii: "\t"), newline = UInt8(ascii: "\n"), backslash = UInt8(ascii: "\\")
-        guard bytes.last == newline else { return nil }
+        guard bytes.last == 0x0A else { return nil }
+        guard let parsed = bytes.withUnsafeBufferPointer({ Self.parse($0) }) else { return nil }
+        self = parsed
+    }
 
-        var byRawKey: [RawKey: Int] = [:]
+    private init() {}
+
+    /// One pass over the batch. A line's group is decided by its still-escaped bytes: the hour (the timestamp's first
+    /// 13 bytes), the columns subscription_id … model (adjacent in a line) and usage_source; lines are matched to groups
+    /// by a hash of those bytes and a byte comparison, so grouping a line allocates nothing.
+    private static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> HourlyRollup? {
+        let tab: UInt8 = 0x09, newline: UInt8 = 0x0A, backslash: UInt8 = 0x5C
+        var rollup = HourlyRollup()
+        // A group's representative line: where its three key parts are in the batch.
+        var representatives: [(hour: Int, columns: Range<Int>, source: Range<Int>)] = []
+        var byHash: [UInt64: [Int]] = [:]
         var byKey: [Key: Int] = [:]
-        // starts[k] is where field k begins; starts[k + 1] - 1 is where it ends (its tab, or the newline).
-        var starts = [Int](repeating: 0, count: 23)
-        var position = 0
-        while position < bytes.count {
-            var field = 0
-            starts[0] = position
-            var i = position
-            while bytes[i] != newline {
-                if bytes[i] == tab {
-                    field += 1
-                    guard field <= 21 else { return nil }
-                    starts[field] = i + 1
-                }
-                i += 1
+        var rawToGroup: [Int] = []  // representative index -> group index
+        var starts = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        return withUnsafeMutableBytes(of: &starts) { startsRaw -> HourlyRollup? in
+            let starts = startsRaw.bindMemory(to: Int.self)
+            func equal(_ a: Range<Int>, _ b: Range<Int>) -> Bool {
+                a.count == b.count && memcmp(bytes.baseAddress! + a.lowerBound, bytes.baseAddress! + b.lowerBound, a.count) == 0
             }
-            guard field == 21 else { return nil }
-            starts[22] = i + 1
-            position = i + 1
-
-            // `2026-11-01 13:05:09.123456+00`: exactly what copyLine writes, so the hour is its first 13 bytes.
-            let time = starts[2], timeEnd = starts[3] - 1
-            guard timeEnd - time == 29, bytes[timeEnd - 3] == UInt8(ascii: "+"), bytes[timeEnd - 2] == UInt8(ascii: "0"),
-                bytes[timeEnd - 1] == UInt8(ascii: "0")
-            else { return nil }
-            var counts = (0, 0, 0, 0, 0)
-            for k in 15...19 {
-                var value = 0
-                let from = starts[k], to = starts[k + 1] - 1
-                guard to > from, to - from <= 10 else { return nil }
-                for j in from..<to {
-                    let digit = Int(bytes[j]) - 48
-                    guard (0...9).contains(digit) else { return nil }
-                    value = value * 10 + digit
+            func fnv(_ range: Range<Int>, _ seed: UInt64) -> UInt64 {
+                var hash = seed
+                for i in range {
+                    hash = (hash ^ UInt64(bytes[i])) &* 0x100_0000_01B3
                 }
-                switch k {
-                case 15: counts.0 = value
-                case 16: counts.1 = value
-                case 17: counts.2 = value
-                case 18: counts.3 = value
-                default: counts.4 = value
-                }
+                return hash
             }
-
-            let raw = RawKey(hour: bytes[time..<(time + 13)], columns: bytes[starts[4]..<(starts[11] - 1)],
-                             usageSource: bytes[starts[20]..<(starts[21] - 1)])
-            let group: Int
-            if let known = byRawKey[raw] {
-                group = known
-            } else {
-                func text(_ k: Int) -> String {
-                    let value = bytes[starts[k]..<(starts[k + 1] - 1)]
-                    // NULL and '' are one group, as the rollup's coalesce(…, '') makes them.
-                    if value.count == 2 && value.first == backslash && value.last == UInt8(ascii: "N") { return "" }
-                    guard value.contains(backslash) else { return String(decoding: value, as: UTF8.self) }
-                    var unescaped: [UInt8] = []
-                    var j = value.startIndex
-                    while j < value.endIndex {
-                        if value[j] == backslash, j + 1 < value.endIndex {
-                            switch value[j + 1] {
-                            case UInt8(ascii: "t"): unescaped.append(tab)
-                            case UInt8(ascii: "n"): unescaped.append(newline)
-                            case UInt8(ascii: "r"): unescaped.append(UInt8(ascii: "\r"))
-                            default: unescaped.append(value[j + 1])
-                            }
-                            j += 2
-                        } else {
-                            unescaped.append(value[j])
-                            j += 1
-                        }
+            var position = 0
+            while position < bytes.count {
+                var field = 0
+                starts[0] = position
+                var i = position
+                while bytes[i] != newline {
+                    if bytes[i] == tab {
+                        field += 1
+                        if field > 21 { return nil }
+                        starts[field] = i + 1
                     }
-                    return String(decoding: unescaped, as: UTF8.self)
+                    i += 1
                 }
-                let key = Key(
-                    hour: String(decoding: raw.hour, as: UTF8.self), subscription: text(4), product: text(5), team: text(6),
-                    costCenter: text(7), backend: text(8), deployment: text(9), model: text(10), usageSource: text(20))
-                if let known = byKey[key] {
-                    group = known
-                } else {
-                    group = groups.count
-                    groups.append((key, Sums()))
-                    byKey[key] = group
+                guard field == 21 else { return nil }
+                starts[22] = i + 1
+                position = i + 1
+
+                // `2026-11-01 13:05:09.123456+00`: exactly what copyLine writes, so the hour is its first 13 bytes.
+                let time = starts[2], timeEnd = starts[3] - 1
+                guard timeEnd - time == 29, bytes[timeEnd - 3] == 0x2B, bytes[timeEnd - 2] == 0x30, bytes[timeEnd - 1] == 0x30 else { return nil }
+                var counts = (0, 0, 0, 0, 0)
+                for k in 15...19 {
+                    var value = 0
+                    let from = starts[k], to = starts[k + 1] - 1
+                    guard to > from, to - from <= 10 else { return nil }
+                    for j in from..<to {
+                        let digit = Int(bytes[j]) &- 48
+                        guard digit >= 0 && digit <= 9 else { return nil }
+                        value = value * 10 + digit
+                    }
+                    switch k {
+                    case 15: counts.0 = value
+                    case 16: counts.1 = value
+                    case 17: counts.2 = value
+                    case 18: counts.3 = value
+                    default: counts.4 = value
+                    }
                 }
-                byRawKey[raw] = group
+
+                let hour = time..<(time + 13)
+                let columns = starts[4]..<(starts[11] - 1)
+                let source = starts[20]..<(starts[21] - 1)
+                let hash = fnv(source, fnv(columns, fnv(hour, 0xCBF2_9CE4_8422_2325)))
+                var group = -1
+                for candidate in byHash[hash] ?? [] {
+                    let r = representatives[candidate]
+                    if equal(r.hour..<(r.hour + 13), hour) && equal(r.columns, columns) && equal(r.source, source) {
+                        group = rawToGroup[candidate]
+                        break
+                    }
+                }
+                if group < 0 {
+                    func text(_ k: Int) -> String {
+                        let value = UnsafeBufferPointer(rebasing: bytes[starts[k]..<(starts[k + 1] - 1)])
+                        // NULL and '' are one group, as the rollup's coalesce(…, '') makes them.
+                        if value.count == 2 && value[0] == backslash && value[1] == 0x4E { return "" }
+                        guard value.contains(backslash) else { return String(decoding: value, as: UTF8.self) }
+                        var unescaped: [UInt8] = []
+                        var j = 0
+                        while j < value.count {
+                            if value[j] == backslash, j + 1 < value.count {
+                                switch value[j + 1] {
+                                case 0x74: unescaped.append(tab)
+                                case 0x6E: unescaped.append(newline)
+                                case 0x72: unescaped.append(0x0D)
+                                default: unescaped.append(value[j + 1])
+                                }
+                                j += 2
+                            } else {
+                                unescaped.append(value[j])
+                                j += 1
+                            }
+                        }
+                        return String(decoding: unescaped, as: UTF8.self)
+                    }
+                    let key = Key(
+                        hour: String(decoding: UnsafeBufferPointer(rebasing: bytes[hour]), as: UTF8.self), subscription: text(4), product: text(5),
+                        team: text(6), costCenter: text(7), backend: text(8), deployment: text(9), model: text(10), usageSource: text(20))
+                    if let known = byKey[key] {
+                        group = known
+                    } else {
+                        group = rollup.groups.count
+                        rollup.groups.append((key, Sums()))
+                        byKey[key] = group
+                    }
+                    byHash[hash, default: []].append(representatives.count)
+                    representatives.append((time, columns, source))
+                    rawToGroup.append(group)
+                }
+                rollup.groups[group].sums.requests += 1
+                rollup.groups[group].sums.prompt += counts.0
+                rollup.groups[group].sums.completion += counts.1
+                rollup.groups[group].sums.total += counts.2
+                rollup.groups[group].sums.cached += counts.3
+                rollup.groups[group].sums.reasoning += counts.4
+                rollup.rows += 1
             }
-            groups[group].sums.requests += 1
-            groups[group].sums.prompt += counts.0
-            groups[group].sums.completion += counts.1
-            groups[group].sums.total += counts.2
-            groups[group].sums.cached += counts.3
-            groups[group].sums.reasoning += counts.4
-            rows += 1
+            return rollup
         }
     }
 }
