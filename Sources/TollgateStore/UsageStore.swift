@@ -245,7 +245,10 @@ public struct UsageStore: Sendable {
             let groups = rollup.groups
             // Sorted like the general path's rollup, so concurrent writers lock shared rollup rows in one order and
             // cannot deadlock.
+            // One statement for the rollup and the wake-up (pg_notify, delivered at commit, tells whoever watches usage,
+            // such as the rules engine, on every instance): each round trip counts when the writer shares its CPUs.
             try await tx.query("""
+                WITH rolled AS (
                 INSERT INTO usage_hourly AS h (hour_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source,
                     requests, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens)
                 SELECT (g.hour || ':00:00+00')::timestamptz, g.subscription_id, g.product, g.team, g.cost_center, g.backend, g.deployment,
@@ -261,9 +264,9 @@ public struct UsageStore: Sendable {
                     requests = h.requests + EXCLUDED.requests, prompt_tokens = h.prompt_tokens + EXCLUDED.prompt_tokens,
                     completion_tokens = h.completion_tokens + EXCLUDED.completion_tokens, total_tokens = h.total_tokens + EXCLUDED.total_tokens,
                     cached_tokens = h.cached_tokens + EXCLUDED.cached_tokens, reasoning_tokens = h.reasoning_tokens + EXCLUDED.reasoning_tokens
+                RETURNING 1)
+                SELECT pg_notify('tollgate_usage', \(String(rollup.rows)))
                 """, logger: logger)
-            // Wakes whoever watches usage (the rules engine) on every instance; delivered at commit.
-            try await tx.query("SELECT pg_notify('tollgate_usage', \(String(rollup.rows)))", logger: logger)
             return rollup.rows
         }
     }

@@ -275,3 +275,25 @@ struct UsageCopyLineTests {
         #expect(line == "019A7E3C-0000-7000-8000-0000000000AA\t\\N\t2026-11-01 00:00:00.500000+00\t2026-11-01 00:00:02.500000+00\tteam-a\tp\tt\\\\u\t\\N\tb\td\\te\tm\\nn\tembeddings\t200\t2000\tf\t11\t3\t14\t2\t1\testimated\tgateway\n")
     }
 }
+
+/// Its own suite, so no other test's batch notifies the listener first.
+@Suite(.freshDatabase) struct UsageStoreNotificationTests {
+    @Test(.timeLimit(.minutes(1))) func aLandedBatchNotifiesWithItsRowCountAndAReplayDoesNot() async throws {
+        try await TestDatabase.withClient { client in
+            try await client.withConnection { connection in
+                let notifications = try await connection.listen("tollgate_usage")
+                let store = UsageStore(client: client)
+                let batch = events(1...3, subscription: "notify")
+                #expect(try await store.insert(batch, logger: TestDatabase.logger) == 3)
+                #expect(try await store.insert(batch, logger: TestDatabase.logger) == 0)  // nothing new: no notification
+                #expect(try await store.insert(events(4...5, subscription: "notify"), logger: TestDatabase.logger) == 2)
+                var payloads: [String] = []
+                for try await notification in notifications {
+                    payloads.append(notification.payload)
+                    if payloads.count == 2 { break }
+                }
+                #expect(payloads == ["3", "2"])
+            }
+        }
+    }
+}
