@@ -55,7 +55,7 @@ machine_markdown() {
     echo "| logical CPUs (nproc) | $(nproc) |"
     echo "| memory | $mem |"
     echo "| kernel | $(uname -sr) |"
-    echo "| PostgreSQL | $("$PG_BINDIR/postgres" --version 2>/dev/null | sed 's/^postgres //') |"
+    echo "| PostgreSQL | $("$PG_BINDIR/postgres" --version 2>/dev/null | sed 's/^postgres (PostgreSQL) //') |"
     echo "| Swift | $(swift --version 2>/dev/null | grep -m1 -o 'Swift version [^ ]*' || echo unknown) |"
     command -v nginx >/dev/null && echo "| nginx | $(nginx -v 2>&1 | sed 's/^nginx version: //') |"
     command -v wrk >/dev/null && echo "| wrk | $(wrk --version 2>&1 | head -1 | awk '{print $2}') |"
