@@ -34,7 +34,8 @@ public enum SQLScript {
             }
             if c == "'" || c == "\"" {  // quoted literal or identifier; a doubled quote stays inside
                 // In an escape string (E'…') a backslash escapes the next character, so E'it\'s' is one literal.
-                let escapeString = c == "'" && i > 0 && (chars[i - 1] == "E" || chars[i - 1] == "e") && !(i > 1 && isIdentifierCharacter(chars[i - 2]))
+                let escapeString =
+                    c == "'" && i > 0 && (chars[i - 1] == "E" || chars[i - 1] == "e") && !(i > 1 && isIdentifierCharacter(chars[i - 2]))
                 current.append(c)
                 meaningful = true
                 i += 1

@@ -35,8 +35,10 @@ public struct UsageStore: Sendable {
     /// Appends one event as a COPY text line to `buffer`. The writer encodes every event it lands, so the line is
     /// written straight into the buffer's memory, sized beforehand for the worst case (every text byte escaped).
     public static func appendCopyLine(for event: UsageEvent, to buffer: inout ByteBuffer) {
-        let texts = [event.responseID, event.subscription.rawValue, event.product, event.team, event.costCenter, event.backend,
-                     event.deployment, event.model, event.route, event.usageSource.rawValue, event.source]
+        let texts = [
+            event.responseID, event.subscription.rawValue, event.product, event.team, event.costCenter, event.backend,
+            event.deployment, event.model, event.route, event.usageSource.rawValue, event.source,
+        ]
         let worstCase = texts.reduce(0) { $0 + ($1.map { 2 * $0.utf8.count } ?? 2) } + 36 + 2 * 29 + 7 * 21 + 1 + 22
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: worstCase) { out in
             var at = 0
@@ -247,7 +249,8 @@ public struct UsageStore: Sendable {
             // cannot deadlock.
             // One statement for the rollup and the wake-up (pg_notify, delivered at commit, tells whoever watches usage,
             // such as the rules engine, on every instance): each round trip counts when the writer shares its CPUs.
-            try await tx.query("""
+            try await tx.query(
+                """
                 WITH rolled AS (
                 INSERT INTO usage_hourly AS h (hour_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source,
                     requests, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens)
@@ -275,7 +278,8 @@ public struct UsageStore: Sendable {
     /// add exactly those to the hourly rollup.
     private func insertSkippingStored(_ chunks: [ByteBuffer], logger: Logger) async throws -> Int {
         try await client.withTransaction(logger: logger) { tx in
-            try await tx.query("""
+            try await tx.query(
+                """
                 CREATE TEMP TABLE IF NOT EXISTS usage_stage (
                     request_id uuid, response_id text, started_at timestamptz, ended_at timestamptz, subscription_id text, product text,
                     team text, cost_center text, backend text, deployment text, model text, route text, http_status smallint,
@@ -285,7 +289,8 @@ public struct UsageStore: Sendable {
             try await tx.copyFrom(table: "usage_stage", columns: Self.columns, logger: logger) { writer in
                 for chunk in chunks { try await writer.write(chunk) }
             }
-            let rows = try await tx.query("""
+            let rows = try await tx.query(
+                """
                 WITH inserted AS (
                     INSERT INTO usage_events (request_id, response_id, started_at, ended_at, subscription_id, product, team, cost_center,
                         backend, deployment, model, route, http_status, latency_ms, streamed, prompt_tokens, completion_tokens,

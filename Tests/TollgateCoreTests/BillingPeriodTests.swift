@@ -33,15 +33,16 @@ struct BillingPeriodTests {
         #expect(BillingPeriod.month(text) == nil)
     }
 
-    @Test(arguments: [
-        // (instant, kind, start, end) in Unix seconds, UTC.
-        (1_795_996_799.0, PeriodKind.weekly, 1_795_392_000.0, 1_795_996_800.0),  // Sun 2026-11-29T23:59:59Z: week of Mon 2026-11-23
-        (1_795_996_800.0, PeriodKind.weekly, 1_795_996_800.0, 1_796_601_600.0),  // Mon 2026-11-30T00:00:00Z starts a week
-        (1_767_268_800.0, PeriodKind.weekly, 1_766_966_400.0, 1_767_571_200.0),  // Thu 2026-01-01T12:00Z: week of Mon 2025-12-29
-        (1_793_505_600.0, PeriodKind.daily, 1_793_491_200.0, 1_793_577_600.0),  // 2026-11-01T04:00Z
-        (1_790_812_800.0, PeriodKind.yearly, 1_767_225_600.0, 1_798_761_600.0),  // 2026
-        (1_796_083_199.0, PeriodKind.monthly, 1_793_491_200.0, 1_796_083_200.0),  // 2026-11-30T23:59:59Z
-    ] as [(Double, PeriodKind, Double, Double)])
+    @Test(
+        arguments: [
+            // (instant, kind, start, end) in Unix seconds, UTC.
+            (1_795_996_799.0, PeriodKind.weekly, 1_795_392_000.0, 1_795_996_800.0),  // Sun 2026-11-29T23:59:59Z: week of Mon 2026-11-23
+            (1_795_996_800.0, PeriodKind.weekly, 1_795_996_800.0, 1_796_601_600.0),  // Mon 2026-11-30T00:00:00Z starts a week
+            (1_767_268_800.0, PeriodKind.weekly, 1_766_966_400.0, 1_767_571_200.0),  // Thu 2026-01-01T12:00Z: week of Mon 2025-12-29
+            (1_793_505_600.0, PeriodKind.daily, 1_793_491_200.0, 1_793_577_600.0),  // 2026-11-01T04:00Z
+            (1_790_812_800.0, PeriodKind.yearly, 1_767_225_600.0, 1_798_761_600.0),  // 2026
+            (1_796_083_199.0, PeriodKind.monthly, 1_793_491_200.0, 1_796_083_200.0),  // 2026-11-30T23:59:59Z
+        ] as [(Double, PeriodKind, Double, Double)])
     func containingInUTC(instant: Double, kind: PeriodKind, start: Double, end: Double) {
         let period = BillingPeriod.containing(at(instant), kind: kind)
         #expect(period == BillingPeriod(start: at(start), end: at(end)))

@@ -8,25 +8,26 @@ private func dec(_ significand: Int, _ exponent: Int) -> Decimal {
 }
 
 struct FixedPointTests {
-    @Test(arguments: [
-        // Half to even at the boundary: ties go to the even neighbour.
-        (dec(25, -1), 0, "2"),
-        (dec(35, -1), 0, "4"),
-        (dec(-25, -1), 0, "-2"),
-        (dec(-35, -1), 0, "-4"),
-        (dec(125, -3), 2, "0.12"),
-        (dec(135, -3), 2, "0.14"),
-        (dec(1251, -4), 2, "0.13"),  // not a tie: above half rounds up
-        // Padding and plain rendering.
-        (dec(1, 0), 2, "1.00"),
-        (dec(0, 0), 3, "0.000"),
-        (dec(5, 1), 0, "50"),
-        (dec(1_234_567_891, -3), 2, "1234567.89"),
-        (dec(123_456_789_012_345_678, -10), 10, "12345678.9012345678"),
-        // A negative amount that rounds to zero prints without a sign.
-        (dec(-1, -7), 6, "0.000000"),
-        (dec(-1, -6), 6, "-0.000001"),
-    ] as [(Decimal, Int, String)])
+    @Test(
+        arguments: [
+            // Half to even at the boundary: ties go to the even neighbour.
+            (dec(25, -1), 0, "2"),
+            (dec(35, -1), 0, "4"),
+            (dec(-25, -1), 0, "-2"),
+            (dec(-35, -1), 0, "-4"),
+            (dec(125, -3), 2, "0.12"),
+            (dec(135, -3), 2, "0.14"),
+            (dec(1251, -4), 2, "0.13"),  // not a tie: above half rounds up
+            // Padding and plain rendering.
+            (dec(1, 0), 2, "1.00"),
+            (dec(0, 0), 3, "0.000"),
+            (dec(5, 1), 0, "50"),
+            (dec(1_234_567_891, -3), 2, "1234567.89"),
+            (dec(123_456_789_012_345_678, -10), 10, "12345678.9012345678"),
+            // A negative amount that rounds to zero prints without a sign.
+            (dec(-1, -7), 6, "0.000000"),
+            (dec(-1, -6), 6, "-0.000001"),
+        ] as [(Decimal, Int, String)])
     func rendersWithBankersRounding(value: Decimal, scale: Int, expected: String) {
         #expect(value.fixedPoint(scale: scale) == expected)
     }
@@ -61,14 +62,15 @@ struct DecimalExactParsingTests {
         #expect(Decimal(exactly: text) == nil)
     }
 
-    @Test(arguments: [
-        ("-0.000001", dec(-1, -6)),
-        ("12.50", dec(125, -1)),
-        ("0", dec(0, 0)),
-        ("-3", dec(-3, 0)),
-        (" 7.25 ", dec(725, -2)),
-        ("123456789.000000001", dec(123_456_789_000_000_001, -9)),
-    ] as [(String, Decimal)])
+    @Test(
+        arguments: [
+            ("-0.000001", dec(-1, -6)),
+            ("12.50", dec(125, -1)),
+            ("0", dec(0, 0)),
+            ("-3", dec(-3, 0)),
+            (" 7.25 ", dec(725, -2)),
+            ("123456789.000000001", dec(123_456_789_000_000_001, -9)),
+        ] as [(String, Decimal)])
     func accepts(text: String, expected: Decimal) {
         #expect(Decimal(exactly: text) == expected)
     }

@@ -5,8 +5,9 @@ import TollgateCore
 /// A document with no problems; each test breaks one thing in a copy.
 private let valid = PolicyDocument(
     backends: [
-        BackendSpec(name: "openai", kind: .openai, baseURL: "https://api.openai.com/v1", credentialEnv: "OPENAI_API_KEY",
-                    deployments: [DeploymentSpec(name: "gpt-4o-mini", model: "gpt-4o-mini")]),
+        BackendSpec(
+            name: "openai", kind: .openai, baseURL: "https://api.openai.com/v1", credentialEnv: "OPENAI_API_KEY",
+            deployments: [DeploymentSpec(name: "gpt-4o-mini", model: "gpt-4o-mini")]),
         BackendSpec(name: "mock", kind: .mock, deployments: [DeploymentSpec(name: "mock-small", model: "mock-small")]),
     ],
     products: [ProductSpec(name: "standard", limits: ProductLimits(tokensPerMinute: 10_000))],
@@ -98,11 +99,12 @@ struct PolicyProblemsTests {
         document.backends[1].mockLatencyMilliseconds = -1
         document.backends[1].deployments = []
         document.products[0].limits = ProductLimits(tokensPerMinute: 0, tokenQuota: -5)
-        #expect(paths(document) == [
-            "backends[0].connect_timeout_seconds", "backends[0].read_timeout_seconds",
-            "backends[1].deployments", "backends[1].mock_latency_ms",
-            "products[0].limits.tokens_per_minute", "products[0].limits.token_quota",
-        ])
+        #expect(
+            paths(document) == [
+                "backends[0].connect_timeout_seconds", "backends[0].read_timeout_seconds",
+                "backends[1].deployments", "backends[1].mock_latency_ms",
+                "products[0].limits.tokens_per_minute", "products[0].limits.token_quota",
+            ])
     }
 }
 
@@ -112,20 +114,23 @@ struct PolicyDecodingTests {
     }
 
     @Test func decodesSnakeCaseWithDefaults() throws {
-        let document = try decode("""
+        let document = try decode(
+            """
             {"backends": [{"name": "openai", "kind": "openai", "base_url": "http://127.0.0.1:8081/v1", "credential_env": "OPENAI_KEY",
                            "models": ["gpt-4o-mini"], "deployments": [{"name": "prod-4o", "model": "gpt-4o"}, {"name": "gpt-4.1"}]}],
              "products": [{"name": "standard", "display_name": "Standard", "limits": {"tokens_per_minute": 5000, "quota_period": "weekly"}}],
              "subscriptions": [{"id": "team-a", "display_name": "Team A", "cost_center": "cc-1", "product": "standard"}]}
             """)
         let expected = PolicyDocument(
-            backends: [BackendSpec(
-                name: "openai", kind: .openai, baseURL: "http://127.0.0.1:8081/v1", credentialEnv: "OPENAI_KEY",
-                deployments: [
-                    DeploymentSpec(name: "gpt-4o-mini", model: "gpt-4o-mini"), DeploymentSpec(name: "prod-4o", model: "gpt-4o"),
-                    DeploymentSpec(name: "gpt-4.1", model: "gpt-4.1"),
-                ],
-                connectTimeoutSeconds: 5, readTimeoutSeconds: 300, mockLatencyMilliseconds: 0)],
+            backends: [
+                BackendSpec(
+                    name: "openai", kind: .openai, baseURL: "http://127.0.0.1:8081/v1", credentialEnv: "OPENAI_KEY",
+                    deployments: [
+                        DeploymentSpec(name: "gpt-4o-mini", model: "gpt-4o-mini"), DeploymentSpec(name: "prod-4o", model: "gpt-4o"),
+                        DeploymentSpec(name: "gpt-4.1", model: "gpt-4.1"),
+                    ],
+                    connectTimeoutSeconds: 5, readTimeoutSeconds: 300, mockLatencyMilliseconds: 0)
+            ],
             products: [ProductSpec(name: "standard", displayName: "Standard", limits: ProductLimits(tokensPerMinute: 5000, quotaPeriod: .weekly))],
             subscriptions: [SubscriptionSpec(id: "team-a", displayName: "Team A", costCenter: "cc-1", product: "standard", state: .active)])
         #expect(document == expected)
@@ -135,13 +140,14 @@ struct PolicyDecodingTests {
         #expect(try decode("{}") == PolicyDocument())
     }
 
-    @Test(arguments: [
-        (#"{"subscriptions": [{"id": "team-a", "cost_centre": "cc-1"}]}"#, "cost_centre", "subscriptions"),
-        (#"{"backend": []}"#, "backend", nil),
-        (#"{"backends": [{"name": "m", "kind": "mock", "models": ["x"], "baseURL": "http://x"}]}"#, "baseURL", "backends"),
-        (#"{"products": [{"name": "p", "limits": {"tokensPerMinute": 5}}]}"#, "tokensPerMinute", "products"),
-        (#"{"backends": [{"name": "m", "kind": "mock", "deployments": [{"name": "x", "modle": "y"}]}]}"#, "modle", "backends"),
-    ] as [(String, String, String?)])
+    @Test(
+        arguments: [
+            (#"{"subscriptions": [{"id": "team-a", "cost_centre": "cc-1"}]}"#, "cost_centre", "subscriptions"),
+            (#"{"backend": []}"#, "backend", nil),
+            (#"{"backends": [{"name": "m", "kind": "mock", "models": ["x"], "baseURL": "http://x"}]}"#, "baseURL", "backends"),
+            (#"{"products": [{"name": "p", "limits": {"tokensPerMinute": 5}}]}"#, "tokensPerMinute", "products"),
+            (#"{"backends": [{"name": "m", "kind": "mock", "deployments": [{"name": "x", "modle": "y"}]}]}"#, "modle", "backends"),
+        ] as [(String, String, String?)])
     func unknownKeysAreErrorsNamingTheField(json: String, field: String, firstPathKey: String?) throws {
         do {
             _ = try decode(json)

@@ -52,8 +52,10 @@ struct UUIDv7Tests {
         #expect(secret.value == "sk-live-123")
     }
 
-    @Test(arguments: [("team-search-prod", true), ("a", true), ("a.b_c-9", true), ("Team", false), ("-a", false), ("", false),
-                      ("a b", false), (String(repeating: "a", count: 64), true), (String(repeating: "a", count: 65), false)])
+    @Test(arguments: [
+        ("team-search-prod", true), ("a", true), ("a.b_c-9", true), ("Team", false), ("-a", false), ("", false),
+        ("a b", false), (String(repeating: "a", count: 64), true), (String(repeating: "a", count: 65), false),
+    ])
     func subscriptionSlugs(text: String, valid: Bool) {
         #expect(SubscriptionID.isValid(text) == valid)
     }

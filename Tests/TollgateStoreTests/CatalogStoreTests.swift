@@ -20,7 +20,9 @@ private let document = PolicyDocument(
             deployments: [DeploymentSpec(name: "gpt-4o-mini", model: "gpt-4o-mini")]),
     ],
     products: [
-        ProductSpec(name: "standard", displayName: "Standard", limits: ProductLimits(tokensPerMinute: 10_000, tokenQuota: 5_000_000_000, quotaPeriod: .monthly)),
+        ProductSpec(
+            name: "standard", displayName: "Standard",
+            limits: ProductLimits(tokensPerMinute: 10_000, tokenQuota: 5_000_000_000, quotaPeriod: .monthly)),
         ProductSpec(name: "premium", limits: ProductLimits(quotaPeriod: .weekly)),
     ],
     subscriptions: [
@@ -44,7 +46,8 @@ private func snapshot(_ client: PostgresClient) async throws -> CatalogSnapshot 
 
 /// One line per stored subscription, `-` for a missing value.
 private func describe(_ s: CatalogSnapshot.Subscription) -> String {
-    [s.id.rawValue, s.displayName, s.team, s.costCenter, s.product, s.state.rawValue, s.stateReason, s.stateActor].map { $0 ?? "-" }.joined(separator: "|")
+    [s.id.rawValue, s.displayName, s.team, s.costCenter, s.product, s.state.rawValue, s.stateReason, s.stateActor].map { $0 ?? "-" }.joined(
+        separator: "|")
 }
 
 // The catalog is one per database, so each scenario is a suite with a database of its own.
@@ -52,25 +55,29 @@ private func describe(_ s: CatalogSnapshot.Subscription) -> String {
 @Suite(.freshDatabase) struct CatalogRoundTripTests {
     @Test func applyThenSnapshotGivesTheDocumentBack() async throws {
         try await TestDatabase.withClient { client in
-            #expect(try await plan(document, client) == [
-                "+ backend azure-east (azure, 1 deployment(s))", "+ backend mock (mock, 2 deployment(s))", "+ backend openai (openai, 1 deployment(s))",
-                "+ product standard", "+ product premium", "+ subscription team-a", "+ subscription team-b", "+ subscription team-c",
-            ])
+            #expect(
+                try await plan(document, client) == [
+                    "+ backend azure-east (azure, 1 deployment(s))", "+ backend mock (mock, 2 deployment(s))",
+                    "+ backend openai (openai, 1 deployment(s))",
+                    "+ product standard", "+ product premium", "+ subscription team-a", "+ subscription team-b", "+ subscription team-c",
+                ])
             try await apply(document, client)
             let stored = try await snapshot(client)
             #expect(stored.backends == ["azure-east": document.backends[0], "mock": document.backends[1], "openai": document.backends[2]])
-            #expect(stored.routes.mapValues { "\($0.backend) \($0.deployment) \($0.model)" } == [
-                "prod-4o": "azure-east prod-4o gpt-4o",
-                "mock-a": "mock mock-a mock-a",
-                "mock-b": "mock mock-b mock-small",
-                "gpt-4o-mini": "openai gpt-4o-mini gpt-4o-mini",
-            ])
+            #expect(
+                stored.routes.mapValues { "\($0.backend) \($0.deployment) \($0.model)" } == [
+                    "prod-4o": "azure-east prod-4o gpt-4o",
+                    "mock-a": "mock mock-a mock-a",
+                    "mock-b": "mock mock-b mock-small",
+                    "gpt-4o-mini": "openai gpt-4o-mini gpt-4o-mini",
+                ])
             #expect(stored.products == ["standard": document.products[0], "premium": document.products[1]])
-            #expect(stored.subscriptions.mapValues(describe) == [
-                "team-a": "team-a|Team A|search|cc-100|standard|active|-|config",
-                "team-b": "team-b|-|-|-|-|suspended|-|config",
-                "team-c": "team-c|-|ads|-|premium|cancelled|-|config",
-            ])
+            #expect(
+                stored.subscriptions.mapValues(describe) == [
+                    "team-a": "team-a|Team A|search|cc-100|standard|active|-|config",
+                    "team-b": "team-b|-|-|-|-|suspended|-|config",
+                    "team-c": "team-c|-|ads|-|premium|cancelled|-|config",
+                ])
         }
     }
 }
@@ -111,7 +118,9 @@ private func describe(_ s: CatalogSnapshot.Subscription) -> String {
             #expect(teamA.stateReason == "budget exhausted for 2026-11")
             #expect(teamA.stateActor == "rules-engine")
             #expect(try await plan(document, client) == [])
-            #expect(try await !CatalogStore(client: client).setState("no-such-team", to: .active, reason: nil, actor: "admin:x", logger: TestDatabase.logger))
+            #expect(
+                try await !CatalogStore(client: client).setState(
+                    "no-such-team", to: .active, reason: nil, actor: "admin:x", logger: TestDatabase.logger))
         }
     }
 }

@@ -16,7 +16,9 @@ struct DatabaseLocationTests {
 
     @Test func defaultsPortUserAndSSLMode() throws {
         let location = try DatabaseLocation(url: "postgresql://db.internal/tollgate")
-        #expect(location == DatabaseLocation(host: "db.internal", port: 5432, username: "postgres", password: nil, database: "tollgate", sslMode: .prefer))
+        #expect(
+            location == DatabaseLocation(host: "db.internal", port: 5432, username: "postgres", password: nil, database: "tollgate", sslMode: .prefer)
+        )
     }
 
     @Test func thePasswordNeverPrints() throws {
@@ -53,13 +55,16 @@ struct DatabaseLocationTests {
 
     @Test(arguments: ["p@ss:w/rd?#%", "plain", "ünïcode"])
     func secretURLParsesBackToTheSameLocation(password: String) throws {
-        let location = DatabaseLocation(host: "127.0.0.1", port: 55432, username: "tollgate", password: Secret(password), database: "tollgate", sslMode: .disable)
+        let location = DatabaseLocation(
+            host: "127.0.0.1", port: 55432, username: "tollgate", password: Secret(password), database: "tollgate", sslMode: .disable)
         let parsed = try DatabaseLocation(url: location.secretURL.value)
         #expect(parsed == location)
     }
 
     @Test func withDatabaseChangesOnlyTheDatabase() throws {
         let location = try DatabaseLocation(url: "postgres://u:p@h:1234/one?sslmode=disable")
-        #expect(location.with(database: "two") == DatabaseLocation(host: "h", port: 1234, username: "u", password: Secret("p"), database: "two", sslMode: .disable))
+        #expect(
+            location.with(database: "two")
+                == DatabaseLocation(host: "h", port: 1234, username: "u", password: Secret("p"), database: "two", sslMode: .disable))
     }
 }

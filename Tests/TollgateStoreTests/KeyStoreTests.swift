@@ -25,10 +25,13 @@ private func subscription(_ id: String, _ client: PostgresClient) async throws -
             #expect(info.revokedAt == nil)
 
             // PostgreSQL computes the SHA-256 independently of the code under test.
-            let row = try #require(try await client.query("""
-                SELECT key_hash = sha256(convert_to(\(key), 'UTF8')), prefix, octet_length(key_hash)::int, row_to_json(k)::text
-                FROM subscription_keys k WHERE subscription_id = 'k-create'
-                """, logger: TestDatabase.logger).collect().first)
+            let row = try #require(
+                try await client.query(
+                    """
+                    SELECT key_hash = sha256(convert_to(\(key), 'UTF8')), prefix, octet_length(key_hash)::int, row_to_json(k)::text
+                    FROM subscription_keys k WHERE subscription_id = 'k-create'
+                    """, logger: TestDatabase.logger
+                ).collect().first)
             let (hashMatches, prefix, length, wholeRow) = try row.decode((Bool, String, Int, String).self)
             #expect(hashMatches)
             #expect(prefix == info.prefix)
@@ -95,7 +98,8 @@ private func subscription(_ id: String, _ client: PostgresClient) async throws -
             let owner = try await subscription("k-revoke-id", client)
             let keys = KeyStore(client: client)
             let created = try await keys.create(for: owner, slot: .secondary, logger: TestDatabase.logger)
-            #expect(try await CatalogStore(client: client).snapshot(logger: TestDatabase.logger).keys[KeyStore.hash(created.key)]?.subscription == owner)
+            #expect(
+                try await CatalogStore(client: client).snapshot(logger: TestDatabase.logger).keys[KeyStore.hash(created.key)]?.subscription == owner)
             let revoked = try await keys.revoke(created.info.id.uuidString, logger: TestDatabase.logger)
             #expect(revoked.id == created.info.id)
             #expect(revoked.slot == "secondary")
@@ -106,7 +110,8 @@ private func subscription(_ id: String, _ client: PostgresClient) async throws -
         try await TestDatabase.withClient { client in
             _ = try await subscription("k-ambiguous-1", client)
             _ = try await subscription("k-ambiguous-2", client)
-            try await client.query("""
+            try await client.query(
+                """
                 INSERT INTO subscription_keys (id, subscription_id, slot, prefix, key_hash) VALUES
                   (\(UUIDv7.make()), 'k-ambiguous-1', 'primary', 'tgk_SAMEPREF', sha256('one')),
                   (\(UUIDv7.make()), 'k-ambiguous-2', 'primary', 'tgk_SAMEPREF', sha256('two'))

@@ -104,7 +104,8 @@ struct MigrationFilesTests {
 
     @Test func loadsNumberedFilesInOrderAndIgnoresTheRest() throws {
         let directory = try temporaryDirectory(files: [
-            "0002_second.sql": "SELECT 2;", "0001_first.sql": "SELECT 1;", "README.md": "# not SQL", "notes.sql": "SELECT 0;", "0010_tenth.sql": "SELECT 10;",
+            "0002_second.sql": "SELECT 2;", "0001_first.sql": "SELECT 1;", "README.md": "# not SQL", "notes.sql": "SELECT 0;",
+            "0010_tenth.sql": "SELECT 10;",
         ])
         defer { try? FileManager.default.removeItem(at: directory) }
         let migrations = try Migration.load(from: directory)

@@ -36,23 +36,31 @@ private func events(_ range: ClosedRange<Int>, subscription: SubscriptionID) -> 
 
 private struct Totals: Equatable, CustomStringConvertible {
     var requests, prompt, completion, total, cached, reasoning: Int
-    var description: String { "requests \(requests), prompt \(prompt), completion \(completion), total \(total), cached \(cached), reasoning \(reasoning)" }
+    var description: String {
+        "requests \(requests), prompt \(prompt), completion \(completion), total \(total), cached \(cached), reasoning \(reasoning)"
+    }
 }
 
 /// Sums of the ledger and of the hourly rollup for one subscription; both must agree with the literal expectations.
 private func totals(_ client: PostgresClient, _ subscription: SubscriptionID) async throws -> (ledger: Totals, hourly: Totals) {
-    let ledger = try await client.query("""
+    let ledger = try await client.query(
+        """
         SELECT count(*)::bigint, coalesce(sum(prompt_tokens), 0)::bigint, coalesce(sum(completion_tokens), 0)::bigint,
                coalesce(sum(total_tokens), 0)::bigint, coalesce(sum(cached_tokens), 0)::bigint, coalesce(sum(reasoning_tokens), 0)::bigint
         FROM usage_events WHERE subscription_id = \(subscription.rawValue)
-        """, logger: TestDatabase.logger).collect().first!.decode((Int, Int, Int, Int, Int, Int).self)
-    let hourly = try await client.query("""
+        """, logger: TestDatabase.logger
+    ).collect().first!.decode((Int, Int, Int, Int, Int, Int).self)
+    let hourly = try await client.query(
+        """
         SELECT coalesce(sum(requests), 0)::bigint, coalesce(sum(prompt_tokens), 0)::bigint, coalesce(sum(completion_tokens), 0)::bigint,
                coalesce(sum(total_tokens), 0)::bigint, coalesce(sum(cached_tokens), 0)::bigint, coalesce(sum(reasoning_tokens), 0)::bigint
         FROM usage_hourly WHERE subscription_id = \(subscription.rawValue)
-        """, logger: TestDatabase.logger).collect().first!.decode((Int, Int, Int, Int, Int, Int).self)
-    return (Totals(requests: ledger.0, prompt: ledger.1, completion: ledger.2, total: ledger.3, cached: ledger.4, reasoning: ledger.5),
-            Totals(requests: hourly.0, prompt: hourly.1, completion: hourly.2, total: hourly.3, cached: hourly.4, reasoning: hourly.5))
+        """, logger: TestDatabase.logger
+    ).collect().first!.decode((Int, Int, Int, Int, Int, Int).self)
+    return (
+        Totals(requests: ledger.0, prompt: ledger.1, completion: ledger.2, total: ledger.3, cached: ledger.4, reasoning: ledger.5),
+        Totals(requests: hourly.0, prompt: hourly.1, completion: hourly.2, total: hourly.3, cached: hourly.4, reasoning: hourly.5)
+    )
 }
 
 /// Each test writes its own subscription, so the suite's tests can share one database and run in parallel.
@@ -111,22 +119,28 @@ private func totals(_ client: PostgresClient, _ subscription: SubscriptionID) as
     @Test func rowsInTwoHoursLandInTwoHourlyBuckets() async throws {
         try await TestDatabase.withClient { client in
             try await UsageStore(client: client).insert(events(1...100, subscription: "hours"), logger: TestDatabase.logger)
-            let rows = try await client.query("""
+            let rows = try await client.query(
+                """
                 SELECT hour_start, requests, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens,
                        product, team, cost_center, backend, deployment, model, usage_source
                 FROM usage_hourly WHERE subscription_id = 'hours' ORDER BY hour_start
-                """, logger: TestDatabase.logger).collect()
+                """, logger: TestDatabase.logger
+            ).collect()
             #expect(rows.count == 2)
             let buckets = try rows.map { try $0.decode((Date, Int, Int, Int, Int, Int, Int).self) }
             #expect(buckets.map(\.0) == [Date(timeIntervalSince1970: hour10), Date(timeIntervalSince1970: hour11)])
-            #expect(buckets.map { Totals(requests: $0.1, prompt: $0.2, completion: $0.3, total: $0.4, cached: $0.5, reasoning: $0.6) } == [
-                Totals(requests: 60, prompt: 1830, completion: 3660, total: 5490, cached: 30, reasoning: 60),
-                Totals(requests: 40, prompt: 3220, completion: 6440, total: 9660, cached: 20, reasoning: 40),
-            ])
-            let keys = try rows.map { try $0.decode((Date, Int, Int, Int, Int, Int, Int, String, String, String, String, String, String, String).self) }
+            #expect(
+                buckets.map { Totals(requests: $0.1, prompt: $0.2, completion: $0.3, total: $0.4, cached: $0.5, reasoning: $0.6) } == [
+                    Totals(requests: 60, prompt: 1830, completion: 3660, total: 5490, cached: 30, reasoning: 60),
+                    Totals(requests: 40, prompt: 3220, completion: 6440, total: 9660, cached: 20, reasoning: 40),
+                ])
+            let keys = try rows.map {
+                try $0.decode((Date, Int, Int, Int, Int, Int, Int, String, String, String, String, String, String, String).self)
+            }
             for key in keys {
-                #expect([key.7, key.8, key.9, key.10, key.11, key.12, key.13]
-                    == ["standard", "search", "cc-1", "openai", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", "reported"])
+                #expect(
+                    [key.7, key.8, key.9, key.10, key.11, key.12, key.13]
+                        == ["standard", "search", "cc-1", "openai", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", "reported"])
             }
         }
     }
@@ -141,12 +155,15 @@ private func totals(_ client: PostgresClient, _ subscription: SubscriptionID) as
                 route: "chat.completions", httpStatus: 429, streamed: true,
                 usage: TokenUsage(promptTokens: 7, completionTokens: 0), usageSource: .missing, source: "other\tgateway\n")
             #expect(try await UsageStore(client: client).insert([tricky], logger: TestDatabase.logger) == 1)
-            let row = try #require(try await client.query("""
-                SELECT response_id, product, team, cost_center, deployment, model, source, usage_source, http_status::int, latency_ms,
-                       streamed, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
-                       to_char(ended_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'), request_id::text
-                FROM usage_events WHERE subscription_id = 'escapes'
-                """, logger: TestDatabase.logger).collect().first)
+            let row = try #require(
+                try await client.query(
+                    """
+                    SELECT response_id, product, team, cost_center, deployment, model, source, usage_source, http_status::int, latency_ms,
+                           streamed, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+                           to_char(ended_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'), request_id::text
+                    FROM usage_events WHERE subscription_id = 'escapes'
+                    """, logger: TestDatabase.logger
+                ).collect().first)
             let (responseID, product, team, costCenter, deployment, model, source, usageSource, status, latency, streamed, started, ended, id) =
                 try row.decode((String, String?, String, String, String, String, String, String, Int, Int, Bool, String, String, String).self)
             #expect(responseID == "chat\tcmpl\nid\\x\r")
@@ -165,10 +182,13 @@ private func totals(_ client: PostgresClient, _ subscription: SubscriptionID) as
             #expect(id == "019a7e3c-0000-7000-8000-0000000000aa")
 
             // The rollup, computed from the escaped line on the fast path, groups by the unescaped values.
-            let hourly = try #require(try await client.query("""
-                SELECT hour_start, product, team, cost_center, deployment, model, usage_source, requests, prompt_tokens
-                FROM usage_hourly WHERE subscription_id = 'escapes'
-                """, logger: TestDatabase.logger).collect().first)
+            let hourly = try #require(
+                try await client.query(
+                    """
+                    SELECT hour_start, product, team, cost_center, deployment, model, usage_source, requests, prompt_tokens
+                    FROM usage_hourly WHERE subscription_id = 'escapes'
+                    """, logger: TestDatabase.logger
+                ).collect().first)
             let rolled = try hourly.decode((Date, String, String, String, String, String, String, Int, Int).self)
             #expect(rolled.0 == Date(timeIntervalSince1970: 1_793_491_200))
             #expect([rolled.1, rolled.2, rolled.3, rolled.4, rolled.5, rolled.6] == ["", "a\\b\\N", "\\N", "dep\t1", "gpt-🚀-é", "missing"])
@@ -181,11 +201,15 @@ private func totals(_ client: PostgresClient, _ subscription: SubscriptionID) as
         try await TestDatabase.withClient { client in
             let start = Date(timeIntervalSince1970: hour10 + 60)
             func make(product: String?, deployment: String?, tokens: Int) -> UsageEvent {
-                UsageEvent(requestID: UUIDv7.make(at: start), startedAt: start, endedAt: start, subscription: "nulls", product: product,
-                           backend: "openai", deployment: deployment, model: "m", route: "chat.completions", httpStatus: 200, streamed: false,
-                           usage: TokenUsage(promptTokens: tokens, completionTokens: 0), usageSource: .reported)
+                UsageEvent(
+                    requestID: UUIDv7.make(at: start), startedAt: start, endedAt: start, subscription: "nulls", product: product,
+                    backend: "openai", deployment: deployment, model: "m", route: "chat.completions", httpStatus: 200, streamed: false,
+                    usage: TokenUsage(promptTokens: tokens, completionTokens: 0), usageSource: .reported)
             }
-            let batch = [make(product: nil, deployment: "", tokens: 3), make(product: "", deployment: nil, tokens: 4), make(product: nil, deployment: nil, tokens: 5)]
+            let batch = [
+                make(product: nil, deployment: "", tokens: 3), make(product: "", deployment: nil, tokens: 4),
+                make(product: nil, deployment: nil, tokens: 5),
+            ]
             #expect(try await UsageStore(client: client).insert(batch, logger: TestDatabase.logger) == 3)
             let rows = try await client.query(
                 "SELECT product, deployment, requests, prompt_tokens FROM usage_hourly WHERE subscription_id = 'nulls'", logger: TestDatabase.logger
@@ -210,7 +234,8 @@ private func totals(_ client: PostgresClient, _ subscription: SubscriptionID) as
         try await TestDatabase.withClient { client in
             // Hand-written COPY text with an ISO timestamp in another zone: not the canonical form, so the general path
             // (PostgreSQL parses the time) takes it.
-            let line = "019a7e3c-0000-7000-8000-0000000000bb\t\\N\t2026-11-25T11:30:00+01:00\t2026-11-25T11:30:01+01:00\tforeign\t\\N\t\\N\t\\N\t"
+            let line =
+                "019a7e3c-0000-7000-8000-0000000000bb\t\\N\t2026-11-25T11:30:00+01:00\t2026-11-25T11:30:01+01:00\tforeign\t\\N\t\\N\t\\N\t"
                 + "openai\t\\N\tgpt-4o\tchat.completions\t200\t1000\tf\t10\t5\t15\t0\t0\treported\tother-gateway\n"
             #expect(try await UsageStore(client: client).insert(copyText: [ByteBuffer(string: line)], logger: TestDatabase.logger) == 1)
             let hour = try await client.query("SELECT hour_start FROM usage_hourly WHERE subscription_id = 'foreign'", logger: TestDatabase.logger)
@@ -256,23 +281,28 @@ struct UsageCopyLineTests {
     ])
     func writesTimesAsUTCWithMicroseconds(unixSeconds: Double, expected: String) {
         let start = Date(timeIntervalSince1970: unixSeconds)
-        let fields = UsageStore.copyLine(for: UsageEvent(
-            requestID: UUID(), startedAt: start, endedAt: start, subscription: "s", backend: "b", model: "m", route: "r",
-            httpStatus: 200, streamed: false, usage: .zero, usageSource: .missing)).split(separator: "\t")
+        let fields = UsageStore.copyLine(
+            for: UsageEvent(
+                requestID: UUID(), startedAt: start, endedAt: start, subscription: "s", backend: "b", model: "m", route: "r",
+                httpStatus: 200, streamed: false, usage: .zero, usageSource: .missing)
+        ).split(separator: "\t")
         #expect(fields[2] == expected)
         #expect(fields[3] == expected)
     }
 
-
     @Test func encodesOneEventAsOneEscapedLine() {
         let start = Date(timeIntervalSince1970: 1_793_491_200.5)
-        let line = UsageStore.copyLine(for: UsageEvent(
-            requestID: UUID(uuidString: "019A7E3C-0000-7000-8000-0000000000AA")!, responseID: nil, startedAt: start,
-            endedAt: start.addingTimeInterval(2), subscription: "team-a", product: "p", team: "t\\u", costCenter: nil, backend: "b",
-            deployment: "d\te", model: "m\nn", route: "embeddings", httpStatus: 200, streamed: false,
-            usage: TokenUsage(promptTokens: 11, completionTokens: 3, totalTokens: 14, cachedPromptTokens: 2, reasoningTokens: 1),
-            usageSource: .estimated))
-        #expect(line == "019A7E3C-0000-7000-8000-0000000000AA\t\\N\t2026-11-01 00:00:00.500000+00\t2026-11-01 00:00:02.500000+00\tteam-a\tp\tt\\\\u\t\\N\tb\td\\te\tm\\nn\tembeddings\t200\t2000\tf\t11\t3\t14\t2\t1\testimated\tgateway\n")
+        let line = UsageStore.copyLine(
+            for: UsageEvent(
+                requestID: UUID(uuidString: "019A7E3C-0000-7000-8000-0000000000AA")!, responseID: nil, startedAt: start,
+                endedAt: start.addingTimeInterval(2), subscription: "team-a", product: "p", team: "t\\u", costCenter: nil, backend: "b",
+                deployment: "d\te", model: "m\nn", route: "embeddings", httpStatus: 200, streamed: false,
+                usage: TokenUsage(promptTokens: 11, completionTokens: 3, totalTokens: 14, cachedPromptTokens: 2, reasoningTokens: 1),
+                usageSource: .estimated))
+        #expect(
+            line
+                == "019A7E3C-0000-7000-8000-0000000000AA\t\\N\t2026-11-01 00:00:00.500000+00\t2026-11-01 00:00:02.500000+00\tteam-a\tp\tt\\\\u\t\\N\tb\td\\te\tm\\nn\tembeddings\t200\t2000\tf\t11\t3\t14\t2\t1\testimated\tgateway\n"
+        )
     }
 }
 

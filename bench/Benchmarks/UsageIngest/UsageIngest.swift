@@ -255,9 +255,13 @@ final class Fixture: Sendable {
         var problems: [String] = []
         if landed != expectedLanded { problems.append("the writes reported \(landed) new rows, expected \(expectedLanded)") }
         if stored.events != eventCount { problems.append("usage_events holds \(stored.events) rows, expected \(eventCount)") }
-        if stored.promptTokens != promptTokenSum { problems.append("usage_events sums \(stored.promptTokens) prompt tokens, expected \(promptTokenSum)") }
+        if stored.promptTokens != promptTokenSum {
+            problems.append("usage_events sums \(stored.promptTokens) prompt tokens, expected \(promptTokenSum)")
+        }
         if rollup {
-            if stored.rolledRequests != eventCount { problems.append("usage_hourly counts \(stored.rolledRequests) requests, expected \(eventCount)") }
+            if stored.rolledRequests != eventCount {
+                problems.append("usage_hourly counts \(stored.rolledRequests) requests, expected \(eventCount)")
+            }
             if stored.rolledPromptTokens != promptTokenSum {
                 problems.append("usage_hourly sums \(stored.rolledPromptTokens) prompt tokens, expected \(promptTokenSum)")
             }
@@ -268,10 +272,12 @@ final class Fixture: Sendable {
     struct Counts { var events, promptTokens, rolledRequests, rolledPromptTokens: Int }
 
     func counts() async throws -> Counts {
-        let row = try await client.query("""
+        let row = try await client.query(
+            """
             SELECT (SELECT count(*) FROM usage_events), (SELECT coalesce(sum(prompt_tokens), 0)::bigint FROM usage_events),
                    (SELECT coalesce(sum(requests), 0)::bigint FROM usage_hourly), (SELECT coalesce(sum(prompt_tokens), 0)::bigint FROM usage_hourly)
-            """, logger: logger).collect().first
+            """, logger: logger
+        ).collect().first
         guard let (events, prompt, requests, rolledPrompt) = try row?.decode((Int, Int, Int, Int).self) else { throw BenchError.noRow }
         return Counts(events: events, promptTokens: prompt, rolledRequests: requests, rolledPromptTokens: rolledPrompt)
     }
@@ -279,8 +285,11 @@ final class Fixture: Sendable {
     /// One tab-separated line per sample, for run-ingest.sh to turn into the results table.
     func record(benchmark: String, kind: Kind, connections: Int, seconds: Double, problems: [String]) {
         guard let summaryPath else { return }
-        let line = [kind.rawValue, String(connections), String(eventCount), String(format: "%.6f", seconds),
-                    problems.isEmpty ? "ok" : "LOSS: " + problems.joined(separator: "; "), benchmark].joined(separator: "\t") + "\n"
+        let line =
+            [
+                kind.rawValue, String(connections), String(eventCount), String(format: "%.6f", seconds),
+                problems.isEmpty ? "ok" : "LOSS: " + problems.joined(separator: "; "), benchmark,
+            ].joined(separator: "\t") + "\n"
         if !FileManager.default.fileExists(atPath: summaryPath) { _ = FileManager.default.createFile(atPath: summaryPath, contents: nil) }
         guard let handle = FileHandle(forWritingAtPath: summaryPath) else { return }
         handle.seekToEndOfFile()
@@ -328,8 +337,9 @@ enum EventGenerator {
                 team: teams[team], costCenter: costCenters[team],
                 backend: team % 2 == 0 ? "openai-east" : "azure-west", deployment: deployments[model], model: models[model],
                 route: routes[model], httpStatus: random.next() % 100 == 0 ? 429 : 200, streamed: model != 2 && random.next() % 2 == 0,
-                usage: TokenUsage(promptTokens: prompt, completionTokens: completion, cachedPromptTokens: prompt / 4,
-                                  reasoningTokens: completion / 8),
+                usage: TokenUsage(
+                    promptTokens: prompt, completionTokens: completion, cachedPromptTokens: prompt / 4,
+                    reasoningTokens: completion / 8),
                 usageSource: random.next() % 50 == 0 ? .estimated : .reported)
         }
     }
@@ -362,4 +372,3 @@ func pad(_ value: Int, _ width: Int) -> String {
     let digits = String(value)
     return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
 }
-
