@@ -14,6 +14,9 @@ let package = Package(
     products: [
         .executable(name: "tollgate", targets: ["tollgate"]),
         .library(name: "TollgateServer", targets: ["TollgateServer"]),
+        // For the benchmark package in bench/, which measures the store directly.
+        .library(name: "TollgateStore", targets: ["TollgateStore"]),
+        .library(name: "TollgateCore", targets: ["TollgateCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: ["FullFoundation"]),

@@ -21,6 +21,8 @@ public struct CatalogSnapshot: Sendable {
         public var product: String?
         public var state: SubscriptionState
         public var stateReason: String?
+        /// Who set `state`: `config` (the file), `rules-engine`, `admin:<name>`.
+        public var stateActor: String
     }
     public struct Key: Sendable, Hashable {
         public var id: UUID
@@ -72,13 +74,13 @@ public struct CatalogStore: Sendable {
                 name: name, displayName: displayName,
                 limits: ProductLimits(tokensPerMinute: tpm, tokenQuota: quota, quotaPeriod: PeriodKind(rawValue: period) ?? .monthly))
         }
-        for try await (id, displayName, team, costCenter, product, state, reason) in try await client.query(
-            "SELECT id, display_name, team, cost_center, product, state, state_reason FROM subscriptions", logger: logger
-        ).decode((String, String?, String?, String?, String?, String, String?).self) {
+        for try await (id, displayName, team, costCenter, product, state, reason, actor) in try await client.query(
+            "SELECT id, display_name, team, cost_center, product, state, state_reason, state_actor FROM subscriptions", logger: logger
+        ).decode((String, String?, String?, String?, String?, String, String?, String).self) {
             let subscription = SubscriptionID(id)
             snapshot.subscriptions[subscription] = .init(
                 id: subscription, displayName: displayName, team: team, costCenter: costCenter, product: product,
-                state: SubscriptionState(rawValue: state) ?? .suspended, stateReason: reason)
+                state: SubscriptionState(rawValue: state) ?? .suspended, stateReason: reason, stateActor: actor)
         }
         for try await (id, subscription, slot, hash) in try await client.query(
             "SELECT id, subscription_id, slot, key_hash FROM subscription_keys WHERE revoked_at IS NULL", logger: logger
@@ -117,8 +119,10 @@ public struct CatalogStore: Sendable {
         }
         for subscription in document.subscriptions {
             if let existing = current.subscriptions[subscription.id] {
+                // The file's state applies only while the file owns it (see `apply`).
                 let unchanged = existing.displayName == subscription.displayName && existing.team == subscription.team
-                    && existing.costCenter == subscription.costCenter && existing.product == subscription.product && existing.state == subscription.state
+                    && existing.costCenter == subscription.costCenter && existing.product == subscription.product
+                    && (existing.stateActor != "config" || existing.state == subscription.state)
                 if !unchanged { lines.append("~ subscription \(subscription.id)") }
             } else {
                 lines.append("+ subscription \(subscription.id)")
@@ -160,12 +164,16 @@ public struct CatalogStore: Sendable {
                     """, logger: logger)
             }
             for s in document.subscriptions {
-                // A state written by the rules engine or an admin is only overwritten when the file changes it explicitly.
+                // The file's state applies while the file owns it (state_actor 'config'). A state the rules engine or an
+                // admin set is left alone: re-applying an unchanged file must not lift a budget suspension.
                 try await tx.query("""
-                    INSERT INTO subscriptions (id, display_name, team, cost_center, product, state, state_actor)
+                    INSERT INTO subscriptions AS cur (id, display_name, team, cost_center, product, state, state_actor)
                     VALUES (\(s.id.rawValue), \(s.displayName), \(s.team), \(s.costCenter), \(s.product), \(s.state.rawValue), 'config')
                     ON CONFLICT (id) DO UPDATE SET display_name = EXCLUDED.display_name, team = EXCLUDED.team, cost_center = EXCLUDED.cost_center,
-                        product = EXCLUDED.product, updated_at = now()
+                        product = EXCLUDED.product,
+                        state = CASE WHEN cur.state_actor = 'config' THEN EXCLUDED.state ELSE cur.state END,
+                        state_reason = CASE WHEN cur.state_actor = 'config' THEN NULL ELSE cur.state_reason END,
+                        updated_at = now()
                     """, logger: logger)
             }
         }

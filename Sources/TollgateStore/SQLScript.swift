@@ -33,10 +33,19 @@ public enum SQLScript {
                 continue
             }
             if c == "'" || c == "\"" {  // quoted literal or identifier; a doubled quote stays inside
+                // In an escape string (E'…') a backslash escapes the next character, so E'it\'s' is one literal.
+                let escapeString =
+                    c == "'" && i > 0 && (chars[i - 1] == "E" || chars[i - 1] == "e") && !(i > 1 && isIdentifierCharacter(chars[i - 2]))
                 current.append(c)
                 meaningful = true
                 i += 1
                 while i < chars.count {
+                    if escapeString && chars[i] == "\\" && i + 1 < chars.count {
+                        current.append(chars[i])
+                        current.append(chars[i + 1])
+                        i += 2
+                        continue
+                    }
                     current.append(chars[i])
                     if chars[i] == c {
                         if i + 1 < chars.count && chars[i + 1] == c { current.append(c); i += 2; continue }
@@ -47,7 +56,8 @@ public enum SQLScript {
                 }
                 continue
             }
-            if c == "$", let tag = dollarTag(chars, at: i) {  // $$ … $$ or $tag$ … $tag$
+            // $$ … $$ or $tag$ … $tag$; a `$` inside an identifier (`a$b$c`) is not a dollar quote.
+            if c == "$", !(i > 0 && isIdentifierCharacter(chars[i - 1])), let tag = dollarTag(chars, at: i) {
                 let tagChars = Array(tag)
                 current.append(contentsOf: tag)
                 meaningful = true
@@ -75,6 +85,8 @@ public enum SQLScript {
         flush()
         return statements
     }
+
+    private static func isIdentifierCharacter(_ c: Character) -> Bool { c == "_" || c == "$" || c.isLetter || c.isNumber }
 
     private static func dollarTag(_ chars: [Character], at start: Int) -> String? {
         var j = start + 1

@@ -6,69 +6,200 @@ import TollgateCore
 
 /// Lands usage events in `usage_events` and keeps `usage_hourly` in step, idempotently by request id.
 ///
-/// Events travel as lines of PostgreSQL's COPY text format: the gateway's durable spool stores exactly these lines,
-/// so replaying a spool file is a straight COPY with no decoding in between.
+/// Events travel as lines of PostgreSQL's COPY text format, in `usage_events`' own columns: the gateway's durable spool
+/// stores exactly these lines, so replaying a spool file is a straight COPY with no decoding in between.
+///
+/// A batch first tries the fast path: one COPY straight into `usage_events` (PostgreSQL's multi-row heap insert, the
+/// cheapest way in) plus the hourly rollup aggregated here, from the lines. A batch holding a request id that is
+/// already stored (a replay after a timeout, a spool replayed twice) or twice in itself fails that COPY with a unique
+/// violation; it is then written by the general path: COPY into a staging table, `INSERT … ON CONFLICT DO NOTHING`,
+/// and a rollup of exactly the rows that were new. Both paths are one transaction each.
 public struct UsageStore: Sendable {
     public let client: PostgresClient
     public init(client: PostgresClient) { self.client = client }
 
-    /// Columns of the staging table, in COPY order. Times travel as integer microseconds since the Unix epoch,
-    /// which is exact and cheap to format.
-    static let stagingColumns = [
-        "request_id", "response_id", "started_us", "ended_us", "subscription_id", "product", "team", "cost_center",
+    /// The columns of a COPY line, in order: every column of `usage_events` but `recorded_at`.
+    static let columns = [
+        "request_id", "response_id", "started_at", "ended_at", "subscription_id", "product", "team", "cost_center",
         "backend", "deployment", "model", "route", "http_status", "latency_ms", "streamed", "prompt_tokens",
         "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens", "usage_source", "source",
     ]
 
-    /// One event as a COPY text line, newline included.
+    /// One event as a COPY text line, newline included. Times are UTC with microseconds (`2026-11-01 00:00:00.123456+00`).
     public static func copyLine(for event: UsageEvent) -> String {
-        var line = ""
-        line.reserveCapacity(320)
-        func field(_ value: String?) {
-            if !line.isEmpty { line.append("\t") }
-            guard let value else { line.append("\\N"); return }
-            for scalar in value.unicodeScalars {
-                switch scalar {
-                case "\\": line.append("\\\\")
-                case "\t": line.append("\\t")
-                case "\n": line.append("\\n")
-                case "\r": line.append("\\r")
-                default: line.unicodeScalars.append(scalar)
+        var buffer = ByteBuffer()
+        appendCopyLine(for: event, to: &buffer)
+        return String(buffer: buffer)
+    }
+
+    /// Appends one event as a COPY text line to `buffer`. The writer encodes every event it lands, so the line is
+    /// written straight into the buffer's memory, sized beforehand for the worst case (every text byte escaped).
+    public static func appendCopyLine(for event: UsageEvent, to buffer: inout ByteBuffer) {
+        let texts = [
+            event.responseID, event.subscription.rawValue, event.product, event.team, event.costCenter, event.backend,
+            event.deployment, event.model, event.route, event.usageSource.rawValue, event.source,
+        ]
+        let worstCase = texts.reduce(0) { $0 + ($1.map { 2 * $0.utf8.count } ?? 2) } + 36 + 2 * 29 + 7 * 21 + 1 + 22
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: worstCase) { out in
+            var at = 0
+            func byte(_ value: UInt8) {
+                out[at] = value
+                at += 1
+            }
+            func tab() { byte(0x09) }
+            func field(_ value: String?) {
+                guard let value else {
+                    byte(0x5C)  // \N: NULL
+                    byte(0x4E)
+                    return
+                }
+                var copy = value
+                copy.withUTF8 { utf8 in
+                    for b in utf8 {
+                        switch b {
+                        case 0x5C: byte(0x5C); byte(0x5C)
+                        case 0x09: byte(0x5C); byte(0x74)
+                        case 0x0A: byte(0x5C); byte(0x6E)
+                        case 0x0D: byte(0x5C); byte(0x72)
+                        default: byte(b)
+                        }
+                    }
                 }
             }
+            func number(_ value: Int) {
+                if value < 0 { byte(0x2D) }
+                var magnitude = value.magnitude
+                var digits = 1
+                var probe = magnitude
+                while probe >= 10 {
+                    probe /= 10
+                    digits += 1
+                }
+                var position = at + digits - 1
+                repeat {
+                    out[position] = UInt8(48 + magnitude % 10)
+                    magnitude /= 10
+                    position -= 1
+                } while magnitude > 0
+                at += digits
+            }
+            func fixed(_ value: Int, width: Int) {
+                var rest = value
+                var position = at + width - 1
+                for _ in 0..<width {
+                    out[position] = UInt8(48 + rest % 10)
+                    rest /= 10
+                    position -= 1
+                }
+                at += width
+            }
+            func time(_ date: Date) {
+                let t = CivilTime(microseconds: microseconds(date))
+                fixed(t.year, width: 4)
+                byte(0x2D)
+                fixed(t.month, width: 2)
+                byte(0x2D)
+                fixed(t.day, width: 2)
+                byte(0x20)
+                fixed(t.hour, width: 2)
+                byte(0x3A)
+                fixed(t.minute, width: 2)
+                byte(0x3A)
+                fixed(t.second, width: 2)
+                byte(0x2E)
+                fixed(t.microsecond, width: 6)
+                byte(0x2B)  // +00
+                byte(0x30)
+                byte(0x30)
+            }
+            func uuid(_ id: UUID) {
+                let hex = hexDigits
+                withUnsafeBytes(of: id.uuid) { bytes in
+                    for (i, b) in bytes.enumerated() {
+                        if i == 4 || i == 6 || i == 8 || i == 10 { byte(0x2D) }
+                        byte(hex[Int(b >> 4)])
+                        byte(hex[Int(b & 0x0F)])
+                    }
+                }
+            }
+            uuid(event.requestID)
+            tab()
+            field(event.responseID)
+            tab()
+            time(event.startedAt)
+            tab()
+            time(event.endedAt)
+            tab()
+            field(event.subscription.rawValue)
+            tab()
+            field(event.product)
+            tab()
+            field(event.team)
+            tab()
+            field(event.costCenter)
+            tab()
+            field(event.backend)
+            tab()
+            field(event.deployment)
+            tab()
+            field(event.model)
+            tab()
+            field(event.route)
+            tab()
+            number(event.httpStatus)
+            tab()
+            number(event.latencyMilliseconds)
+            tab()
+            byte(event.streamed ? 0x74 : 0x66)  // t / f
+            tab()
+            number(event.usage.promptTokens)
+            tab()
+            number(event.usage.completionTokens)
+            tab()
+            number(event.usage.totalTokens)
+            tab()
+            number(event.usage.cachedPromptTokens)
+            tab()
+            number(event.usage.reasoningTokens)
+            tab()
+            field(event.usageSource.rawValue)
+            tab()
+            field(event.source)
+            byte(0x0A)
+            return at
         }
-        func number(_ value: Int) {
-            if !line.isEmpty { line.append("\t") }
-            line.append(String(value))
-        }
-        field(event.requestID.uuidString)
-        field(event.responseID)
-        number(microseconds(event.startedAt))
-        number(microseconds(event.endedAt))
-        field(event.subscription.rawValue)
-        field(event.product)
-        field(event.team)
-        field(event.costCenter)
-        field(event.backend)
-        field(event.deployment)
-        field(event.model)
-        field(event.route)
-        number(event.httpStatus)
-        number(event.latencyMilliseconds)
-        field(event.streamed ? "t" : "f")
-        number(event.usage.promptTokens)
-        number(event.usage.completionTokens)
-        number(event.usage.totalTokens)
-        number(event.usage.cachedPromptTokens)
-        number(event.usage.reasoningTokens)
-        field(event.usageSource.rawValue)
-        field(event.source)
-        line.append("\n")
-        return line
     }
+
+    private static let hexDigits: [UInt8] = Array("0123456789ABCDEF".utf8)
 
     static func microseconds(_ date: Date) -> Int {
         Int((date.timeIntervalSince1970 * 1_000_000).rounded())
+    }
+
+    /// A UTC instant split into calendar fields (proleptic Gregorian), by civil-from-days arithmetic
+    /// (Howard Hinnant's algorithm): a date formatter per field would cost more than the rest of the line.
+    struct CivilTime {
+        var year, month, day, hour, minute, second, microsecond: Int
+
+        init(microseconds: Int) {
+            func floorDiv(_ a: Int, _ b: Int) -> Int { a >= 0 ? a / b : -((-a + b - 1) / b) }
+            let seconds = floorDiv(microseconds, 1_000_000)
+            microsecond = microseconds - seconds * 1_000_000
+            let days = floorDiv(seconds, 86_400)
+            let secondOfDay = seconds - days * 86_400
+            hour = secondOfDay / 3_600
+            minute = secondOfDay % 3_600 / 60
+            second = secondOfDay % 60
+            let z = days + 719_468
+            let era = floorDiv(z, 146_097)
+            let dayOfEra = z - era * 146_097
+            let yearOfEra = (dayOfEra - dayOfEra / 1_460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+            let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+            let mp = (5 * dayOfYear + 2) / 153
+            day = dayOfYear - (153 * mp + 2) / 5 + 1
+            month = mp < 10 ? mp + 3 : mp - 9
+            year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        }
     }
 
     /// Inserts events; rows whose request id is already stored are skipped.
@@ -77,35 +208,96 @@ public struct UsageStore: Sendable {
     public func insert(_ events: [UsageEvent], logger: Logger) async throws -> Int {
         guard !events.isEmpty else { return 0 }
         var buffer = ByteBuffer()
-        for event in events { buffer.writeString(Self.copyLine(for: event)) }
+        buffer.reserveCapacity(events.count * 300)
+        for event in events { Self.appendCopyLine(for: event, to: &buffer) }
         return try await insert(copyText: [buffer], logger: logger)
     }
 
-    /// Inserts pre-encoded COPY text (whole lines) in one transaction: COPY into a session-local staging table, then
-    /// move the rows that are new into the ledger and add exactly those to the hourly rollup.
+    /// Inserts pre-encoded COPY text (whole lines, as `copyLine(for:)` writes them) in one transaction; rows whose
+    /// request id is already stored are skipped, and exactly the new rows are added to the hourly rollup.
     /// - Returns: how many rows were new.
     @discardableResult
     public func insert(copyText chunks: [ByteBuffer], logger: Logger) async throws -> Int {
+        guard chunks.contains(where: { $0.readableBytes > 0 }) else { return 0 }
+        do {
+            return try await insertNew(chunks, logger: logger)
+        } catch let error as PostgresTransactionError where Self.isUniqueViolation(error) || error.closureError is NotCopyLines {
+            logger.debug("Usage batch holds stored request ids or foreign lines; writing it through staging")
+        }
+        return try await insertSkippingStored(chunks, logger: logger)
+    }
+
+    static func isUniqueViolation(_ error: PostgresTransactionError) -> Bool {
+        (error.closureError as? PSQLError)?.serverInfo?[.sqlState] == "23505"
+    }
+
+    /// Lines `HourlyRollup` cannot read; PostgreSQL may still parse them, on the general path.
+    struct NotCopyLines: Error {}
+
+    /// The fast path: COPY every line into the ledger, add the rollup computed from the lines. Fails with a unique
+    /// violation, and changes nothing, when a request id is already stored or repeated in the batch.
+    private func insertNew(_ chunks: [ByteBuffer], logger: Logger) async throws -> Int {
         try await client.withTransaction(logger: logger) { tx in
-            try await tx.query("""
+            // Computed while PostgreSQL ingests the COPY: on one connection the two would otherwise take turns.
+            async let computed = HourlyRollup(lines: chunks)
+            try await tx.copyFrom(table: "usage_events", columns: Self.columns, logger: logger) { writer in
+                for chunk in chunks { try await writer.write(chunk) }
+            }
+            guard let rollup = await computed else { throw NotCopyLines() }
+            let groups = rollup.groups
+            // Sorted like the general path's rollup, so concurrent writers lock shared rollup rows in one order and
+            // cannot deadlock.
+            // One statement for the rollup and the wake-up (pg_notify, delivered at commit, tells whoever watches usage,
+            // such as the rules engine, on every instance): each round trip counts when the writer shares its CPUs.
+            try await tx.query(
+                """
+                WITH rolled AS (
+                INSERT INTO usage_hourly AS h (hour_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source,
+                    requests, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens)
+                SELECT (g.hour || ':00:00+00')::timestamptz, g.subscription_id, g.product, g.team, g.cost_center, g.backend, g.deployment,
+                    g.model, g.usage_source, g.requests, g.prompt_tokens, g.completion_tokens, g.total_tokens, g.cached_tokens, g.reasoning_tokens
+                FROM unnest(\(groups.map(\.key.hour)), \(groups.map(\.key.subscription)), \(groups.map(\.key.product)), \(groups.map(\.key.team)),
+                            \(groups.map(\.key.costCenter)), \(groups.map(\.key.backend)), \(groups.map(\.key.deployment)), \(groups.map(\.key.model)),
+                            \(groups.map(\.key.usageSource)), \(groups.map(\.sums.requests)), \(groups.map(\.sums.prompt)), \(groups.map(\.sums.completion)),
+                            \(groups.map(\.sums.total)), \(groups.map(\.sums.cached)), \(groups.map(\.sums.reasoning)))
+                    AS g (hour, subscription_id, product, team, cost_center, backend, deployment, model, usage_source,
+                        requests, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens)
+                ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+                ON CONFLICT (hour_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source) DO UPDATE SET
+                    requests = h.requests + EXCLUDED.requests, prompt_tokens = h.prompt_tokens + EXCLUDED.prompt_tokens,
+                    completion_tokens = h.completion_tokens + EXCLUDED.completion_tokens, total_tokens = h.total_tokens + EXCLUDED.total_tokens,
+                    cached_tokens = h.cached_tokens + EXCLUDED.cached_tokens, reasoning_tokens = h.reasoning_tokens + EXCLUDED.reasoning_tokens
+                RETURNING 1)
+                SELECT pg_notify('tollgate_usage', \(String(rollup.rows)))
+                """, logger: logger)
+            return rollup.rows
+        }
+    }
+
+    /// The general path: COPY into a session-local staging table, then move the rows that are new into the ledger and
+    /// add exactly those to the hourly rollup.
+    private func insertSkippingStored(_ chunks: [ByteBuffer], logger: Logger) async throws -> Int {
+        try await client.withTransaction(logger: logger) { tx in
+            try await tx.query(
+                """
                 CREATE TEMP TABLE IF NOT EXISTS usage_stage (
-                    request_id uuid, response_id text, started_us bigint, ended_us bigint, subscription_id text, product text,
+                    request_id uuid, response_id text, started_at timestamptz, ended_at timestamptz, subscription_id text, product text,
                     team text, cost_center text, backend text, deployment text, model text, route text, http_status smallint,
                     latency_ms integer, streamed boolean, prompt_tokens integer, completion_tokens integer, total_tokens integer,
                     cached_tokens integer, reasoning_tokens integer, usage_source text, source text) ON COMMIT DELETE ROWS
                 """, logger: logger)
-            try await tx.copyFrom(table: "usage_stage", columns: Self.stagingColumns, logger: logger) { writer in
+            try await tx.copyFrom(table: "usage_stage", columns: Self.columns, logger: logger) { writer in
                 for chunk in chunks { try await writer.write(chunk) }
             }
-            let rows = try await tx.query("""
+            let rows = try await tx.query(
+                """
                 WITH inserted AS (
                     INSERT INTO usage_events (request_id, response_id, started_at, ended_at, subscription_id, product, team, cost_center,
                         backend, deployment, model, route, http_status, latency_ms, streamed, prompt_tokens, completion_tokens,
                         total_tokens, cached_tokens, reasoning_tokens, usage_source, source)
-                    SELECT request_id, response_id,
-                        timestamptz 'epoch' + started_us * interval '1 microsecond', timestamptz 'epoch' + ended_us * interval '1 microsecond',
-                        subscription_id, product, team, cost_center, backend, deployment, model, route, http_status, latency_ms, streamed,
-                        prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens, usage_source, source
+                    SELECT request_id, response_id, started_at, ended_at, subscription_id, product, team, cost_center, backend, deployment,
+                        model, route, http_status, latency_ms, streamed, prompt_tokens, completion_tokens, total_tokens, cached_tokens,
+                        reasoning_tokens, usage_source, source
                     FROM usage_stage
                     ON CONFLICT (request_id) DO NOTHING
                     RETURNING started_at, subscription_id, product, team, cost_center, backend, deployment, model, usage_source,
@@ -117,6 +309,7 @@ public struct UsageStore: Sendable {
                         coalesce(team, ''), coalesce(cost_center, ''), backend, coalesce(deployment, ''), model, usage_source,
                         count(*), sum(prompt_tokens), sum(completion_tokens), sum(total_tokens), sum(cached_tokens), sum(reasoning_tokens)
                     FROM inserted GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+                    ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9  -- one lock order for every writer, as in insertNew
                     ON CONFLICT (hour_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source) DO UPDATE SET
                         requests = h.requests + EXCLUDED.requests, prompt_tokens = h.prompt_tokens + EXCLUDED.prompt_tokens,
                         completion_tokens = h.completion_tokens + EXCLUDED.completion_tokens, total_tokens = h.total_tokens + EXCLUDED.total_tokens,
@@ -131,6 +324,157 @@ public struct UsageStore: Sendable {
                 try await tx.query("SELECT pg_notify('tollgate_usage', \(String(inserted)))", logger: logger)
             }
             return inserted
+        }
+    }
+}
+
+/// The hourly rollup of a batch of COPY lines, computed from the lines for the fast path.
+struct HourlyRollup {
+    struct Key: Hashable {
+        /// `2026-11-01 13`: the start of the hour, as the line's UTC timestamp begins.
+        var hour, subscription, product, team, costCenter, backend, deployment, model, usageSource: String
+    }
+    struct Sums { var requests = 0, prompt = 0, completion = 0, total = 0, cached = 0, reasoning = 0 }
+
+    /// How many lines (events) the batch holds.
+    private(set) var rows = 0
+    private(set) var groups: [(key: Key, sums: Sums)] = []
+
+    /// Returns nil when a line is not in the form `UsageStore.copyLine(for:)` writes (22 fields, a UTC timestamp with
+    /// microseconds, plain non-negative token counts); such a batch takes the general path, where PostgreSQL parses it.
+    init?(lines chunks: [ByteBuffer]) {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(chunks.reduce(0) { $0 + $1.readableBytes })
+        for chunk in chunks { bytes.append(contentsOf: chunk.readableBytesView) }
+        guard bytes.last == 0x0A else { return nil }
+        guard let parsed = bytes.withUnsafeBufferPointer({ Self.parse($0) }) else { return nil }
+        self = parsed
+    }
+
+    private init() {}
+
+    /// One pass over the batch. A line's group is decided by its still-escaped bytes: the hour (the timestamp's first
+    /// 13 bytes), the columns subscription_id … model (adjacent in a line) and usage_source; lines are matched to groups
+    /// by a hash of those bytes and a byte comparison, so grouping a line allocates nothing.
+    private static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> HourlyRollup? {
+        let tab: UInt8 = 0x09, newline: UInt8 = 0x0A, backslash: UInt8 = 0x5C
+        var rollup = HourlyRollup()
+        // A group's representative line: where its three key parts are in the batch.
+        var representatives: [(hour: Int, columns: Range<Int>, source: Range<Int>)] = []
+        var byHash: [UInt64: [Int]] = [:]
+        var byKey: [Key: Int] = [:]
+        var rawToGroup: [Int] = []  // representative index -> group index
+        var starts = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        return withUnsafeMutableBytes(of: &starts) { startsRaw -> HourlyRollup? in
+            let starts = startsRaw.bindMemory(to: Int.self)
+            func equal(_ a: Range<Int>, _ b: Range<Int>) -> Bool {
+                a.count == b.count && memcmp(bytes.baseAddress! + a.lowerBound, bytes.baseAddress! + b.lowerBound, a.count) == 0
+            }
+            func fnv(_ range: Range<Int>, _ seed: UInt64) -> UInt64 {
+                var hash = seed
+                for i in range {
+                    hash = (hash ^ UInt64(bytes[i])) &* 0x100_0000_01B3
+                }
+                return hash
+            }
+            var position = 0
+            while position < bytes.count {
+                var field = 0
+                starts[0] = position
+                var i = position
+                while bytes[i] != newline {
+                    if bytes[i] == tab {
+                        field += 1
+                        if field > 21 { return nil }
+                        starts[field] = i + 1
+                    }
+                    i += 1
+                }
+                guard field == 21 else { return nil }
+                starts[22] = i + 1
+                position = i + 1
+
+                // `2026-11-01 13:05:09.123456+00`: exactly what copyLine writes, so the hour is its first 13 bytes.
+                let time = starts[2], timeEnd = starts[3] - 1
+                guard timeEnd - time == 29, bytes[timeEnd - 3] == 0x2B, bytes[timeEnd - 2] == 0x30, bytes[timeEnd - 1] == 0x30 else { return nil }
+                var counts = (0, 0, 0, 0, 0)
+                for k in 15...19 {
+                    var value = 0
+                    let from = starts[k], to = starts[k + 1] - 1
+                    guard to > from, to - from <= 10 else { return nil }
+                    for j in from..<to {
+                        let digit = Int(bytes[j]) &- 48
+                        guard digit >= 0 && digit <= 9 else { return nil }
+                        value = value * 10 + digit
+                    }
+                    switch k {
+                    case 15: counts.0 = value
+                    case 16: counts.1 = value
+                    case 17: counts.2 = value
+                    case 18: counts.3 = value
+                    default: counts.4 = value
+                    }
+                }
+
+                let hour = time..<(time + 13)
+                let columns = starts[4]..<(starts[11] - 1)
+                let source = starts[20]..<(starts[21] - 1)
+                let hash = fnv(source, fnv(columns, fnv(hour, 0xCBF2_9CE4_8422_2325)))
+                var group = -1
+                for candidate in byHash[hash] ?? [] {
+                    let r = representatives[candidate]
+                    if equal(r.hour..<(r.hour + 13), hour) && equal(r.columns, columns) && equal(r.source, source) {
+                        group = rawToGroup[candidate]
+                        break
+                    }
+                }
+                if group < 0 {
+                    func text(_ k: Int) -> String {
+                        let value = UnsafeBufferPointer(rebasing: bytes[starts[k]..<(starts[k + 1] - 1)])
+                        // NULL and '' are one group, as the rollup's coalesce(…, '') makes them.
+                        if value.count == 2 && value[0] == backslash && value[1] == 0x4E { return "" }
+                        guard value.contains(backslash) else { return String(decoding: value, as: UTF8.self) }
+                        var unescaped: [UInt8] = []
+                        var j = 0
+                        while j < value.count {
+                            if value[j] == backslash, j + 1 < value.count {
+                                switch value[j + 1] {
+                                case 0x74: unescaped.append(tab)
+                                case 0x6E: unescaped.append(newline)
+                                case 0x72: unescaped.append(0x0D)
+                                default: unescaped.append(value[j + 1])
+                                }
+                                j += 2
+                            } else {
+                                unescaped.append(value[j])
+                                j += 1
+                            }
+                        }
+                        return String(decoding: unescaped, as: UTF8.self)
+                    }
+                    let key = Key(
+                        hour: String(decoding: UnsafeBufferPointer(rebasing: bytes[hour]), as: UTF8.self), subscription: text(4), product: text(5),
+                        team: text(6), costCenter: text(7), backend: text(8), deployment: text(9), model: text(10), usageSource: text(20))
+                    if let known = byKey[key] {
+                        group = known
+                    } else {
+                        group = rollup.groups.count
+                        rollup.groups.append((key, Sums()))
+                        byKey[key] = group
+                    }
+                    byHash[hash, default: []].append(representatives.count)
+                    representatives.append((time, columns, source))
+                    rawToGroup.append(group)
+                }
+                rollup.groups[group].sums.requests += 1
+                rollup.groups[group].sums.prompt += counts.0
+                rollup.groups[group].sums.completion += counts.1
+                rollup.groups[group].sums.total += counts.2
+                rollup.groups[group].sums.cached += counts.3
+                rollup.groups[group].sums.reasoning += counts.4
+                rollup.rows += 1
+            }
+            return rollup
         }
     }
 }
