@@ -7,6 +7,7 @@ import Logging
 import Metrics
 import NIOCore
 import NIOHTTP1
+import Synchronization
 import TollgateCore
 import TollgateStore
 
@@ -374,14 +375,46 @@ public struct GatewayRoutes: Sendable {
 
     /// Bounded labels only: route, backend, model (from configuration) and status.
     func count(_ metering: Metering, status: Int, usage: TokenUsage? = nil) {
-        let dimensions = [("route", metering.operation.rawValue), ("backend", metering.backend), ("model", metering.requestedModel)]
-        Counter(label: "tollgate_requests_total", dimensions: dimensions + [("status", "\(status)")]).increment()
-        Timer(label: "tollgate_request_duration_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds)
-            .recordNanoseconds(Int64(Date().timeIntervalSince(metering.startedAt) * 1_000_000_000))
+        let metrics = GatewayMetrics.shared.series(route: metering.operation.rawValue, backend: metering.backend, model: metering.requestedModel, status: status)
+        metrics.requests.increment()
+        metrics.duration.recordNanoseconds(Int64(Date().timeIntervalSince(metering.startedAt) * 1_000_000_000))
         if let usage {
-            Counter(label: "tollgate_tokens_total", dimensions: dimensions + [("kind", "prompt")]).increment(by: usage.promptTokens)
-            Counter(label: "tollgate_tokens_total", dimensions: dimensions + [("kind", "completion")]).increment(by: usage.completionTokens)
+            metrics.promptTokens.increment(by: usage.promptTokens)
+            metrics.completionTokens.increment(by: usage.completionTokens)
         }
+    }
+}
+
+/// Metric handles, made once per label set: asking the metrics factory for them on every request costs a lock and
+/// a lookup in the factory each time.
+final class GatewayMetrics: Sendable {
+    static let shared = GatewayMetrics()
+
+    struct Series {
+        let requests: Counter
+        let duration: Timer
+        let promptTokens: Counter
+        let completionTokens: Counter
+    }
+    struct Key: Hashable {
+        let route: String
+        let backend: String
+        let model: String
+        let status: Int
+    }
+    private let series = Mutex<[Key: Series]>([:])
+
+    func series(route: String, backend: String, model: String, status: Int) -> Series {
+        let key = Key(route: route, backend: backend, model: model, status: status)
+        if let existing = series.withLock({ $0[key] }) { return existing }
+        let dimensions = [("route", route), ("backend", backend), ("model", model)]
+        let made = Series(
+            requests: Counter(label: "tollgate_requests_total", dimensions: dimensions + [("status", "\(status)")]),
+            duration: Timer(label: "tollgate_request_duration_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds),
+            promptTokens: Counter(label: "tollgate_tokens_total", dimensions: dimensions + [("kind", "prompt")]),
+            completionTokens: Counter(label: "tollgate_tokens_total", dimensions: dimensions + [("kind", "completion")]))
+        series.withLock { $0[key] = made }
+        return made
     }
 }
 

@@ -21,7 +21,9 @@ public final class UpstreamClients: Service, Sendable {
                 redirectConfiguration: .disallow,
                 timeout: .init(connect: .seconds(Int64(connectTimeoutSeconds)), read: .seconds(Int64(readTimeoutSeconds))))
             configuration.decompression = .disabled
-            configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 512
+            // A streamed reply holds its upstream connection for its whole length (HTTP/1.1), so the pool must open as many
+            // as there are concurrent streams; a lower limit queues requests until they time out as 502s.
+            configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 16_384
             let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
             clients[key] = client
             return client
