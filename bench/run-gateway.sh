@@ -284,18 +284,19 @@ if [ $NGINX_ONLY = 0 ]; then
     stop_tollgate
 
     # ------------------------------------------------------------------------------------------ zero loss
-    read -r fast_rows fast_prompt fast_completion fast_sources sse_rows sse_completion sse_sources < <(pg_psql "$PG_PORT" -d tollgate -At -F ' ' -c "
+    read -r fast_rows fast_prompt fast_completion fast_sources sse_rows sse_completion sse_sources sse_reported < <(pg_psql "$PG_PORT" -d tollgate -At -F ' ' -c "
         SELECT count(*) FILTER (WHERE backend = 'fast-upstream'),
                coalesce(sum(prompt_tokens) FILTER (WHERE backend = 'fast-upstream'), 0),
                coalesce(sum(completion_tokens) FILTER (WHERE backend = 'fast-upstream'), 0),
                coalesce(string_agg(DISTINCT usage_source, ',') FILTER (WHERE backend = 'fast-upstream'), '-'),
                count(*) FILTER (WHERE backend = 'sse-upstream'),
                coalesce(sum(completion_tokens) FILTER (WHERE backend = 'sse-upstream'), 0),
-               coalesce(string_agg(DISTINCT usage_source, ',') FILTER (WHERE backend = 'sse-upstream'), '-')
+               coalesce(string_agg(DISTINCT usage_source, ',') FILTER (WHERE backend = 'sse-upstream'), '-'),
+               count(*) FILTER (WHERE backend = 'sse-upstream' AND usage_source = 'reported')
         FROM usage_events")
     answered=$(python3 -c "import json,sys; print(sum(r['requests'] - r['non2xx'] for r in map(json.loads, open(sys.argv[1])) if r.get('kind')=='wrk' and r['target']=='tollgate'))" "$MEASUREMENTS")
     warm=$(cat "$RUN/tollgate-warmup-requests" 2>/dev/null || echo 0)
-    record "{\"kind\": \"loss\", \"answered_measured\": $answered, \"answered_warmup\": ${warm:-0}, \"sanity_requests\": 2, \"fast_rows\": $fast_rows, \"fast_prompt\": $fast_prompt, \"fast_completion\": $fast_completion, \"fast_sources\": \"$fast_sources\", \"sse_rows\": $sse_rows, \"sse_completion\": $sse_completion, \"sse_sources\": \"$sse_sources\", \"connections\": $CONNECTIONS, \"runs\": 2}"
+    record "{\"kind\": \"loss\", \"answered_measured\": $answered, \"answered_warmup\": ${warm:-0}, \"sanity_requests\": 2, \"fast_rows\": $fast_rows, \"fast_prompt\": $fast_prompt, \"fast_completion\": $fast_completion, \"fast_sources\": \"$fast_sources\", \"sse_rows\": $sse_rows, \"sse_completion\": $sse_completion, \"sse_sources\": \"$sse_sources\", \"sse_reported\": $sse_reported, \"connections\": $CONNECTIONS, \"runs\": 2}"
 fi
 
 # ------------------------------------------------------------------------------------------------ results
@@ -349,8 +350,10 @@ if loss:
     w(f"| zero loss: usage rows vs 2xx answers (wrk-counted) | every answered request has a row | {loss['fast_rows']:,} rows for {expected_min:,} answers counted by wrk (+{extra} in flight when wrk stopped); tokens 19/13 on every row | {'met' if ok else 'NOT met'} |")
     if "tollgate" in sse:
         s = sse["tollgate"]
-        ok = loss["sse_rows"] == s["completed"] and loss["sse_completion"] == s["completed"] * $SSE_CHUNKS and s["usage_chunks_seen"] == 0
-        w(f"| streamed usage exact, injected usage chunk hidden | rows = streams, {$SSE_CHUNKS} completion tokens each, 0 usage chunks seen by the client | {loss['sse_rows']} rows, {loss['sse_completion']} completion tokens, sources {loss['sse_sources']}, {s['usage_chunks_seen']} usage chunks seen | {'met' if ok else 'NOT met'} |")
+        # Every stream gets a row; a failed one is marked estimated/missing, never a silent zero.
+        ok = (loss["sse_rows"] == s["streams"] and loss["sse_reported"] == s["completed"] and loss["sse_completion"] == s["completed"] * $SSE_CHUNKS
+              and s["usage_chunks_seen"] == 0 and s.get("usage_null_fields_seen", 0) == 0)
+        w(f"| streamed usage exact, injected usage hidden | a row per stream; 'reported' with {$SSE_CHUNKS} completion tokens for each completed stream; no usage chunk or \`usage: null\` shown to the client | {loss['sse_rows']} rows ({loss['sse_reported']} reported, sources {loss['sse_sources']}) for {s['streams']} streams of which {s['completed']} completed; {loss['sse_completion']} completion tokens; {s['usage_chunks_seen']} usage chunks / {s.get('usage_null_fields_seen', 0)} nulls seen | {'met' if ok else 'NOT met'} |")
 w("")
 w(f"## Peak: {wrk[('peak', order[0])]['connections']} connections, $THREADS wrk threads, ${DURATION} s (after a ${WARMUP} s warm-up)")
 w("")

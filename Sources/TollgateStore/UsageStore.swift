@@ -227,8 +227,11 @@ public struct UsageStore: Sendable {
         return try await insertSkippingStored(chunks, logger: logger)
     }
 
+    /// A duplicate request id in the ledger, and nothing else: a unique violation anywhere else (a trigger's table) is a
+    /// real error and must not send the batch down the path that skips rows it believes are stored.
     static func isUniqueViolation(_ error: PostgresTransactionError) -> Bool {
-        (error.closureError as? PSQLError)?.serverInfo?[.sqlState] == "23505"
+        guard let info = (error.closureError as? PSQLError)?.serverInfo else { return false }
+        return info[.sqlState] == "23505" && info[.constraintName] == "usage_events_pkey"
     }
 
     /// Lines `HourlyRollup` cannot read; PostgreSQL may still parse them, on the general path.

@@ -245,7 +245,10 @@ final class Fixture: Sendable {
     /// same amount of dirty data.
     func reset(storingEverything: Bool = false) async throws {
         try await client.query("TRUNCATE usage_events, usage_hourly", logger: logger)
-        if storingEverything { _ = try await store(connections: 2) }
+        if storingEverything {
+            let landed = try await store(connections: 2)
+            guard landed == eventCount else { throw BenchError.setupLost(landed: landed, expected: eventCount) }
+        }
         try await client.query("CHECKPOINT", logger: logger)
     }
 
@@ -300,11 +303,13 @@ final class Fixture: Sendable {
 
 enum BenchError: Error, CustomStringConvertible {
     case noDatabase, notStarted, noRow
+    case setupLost(landed: Int, expected: Int)
     var description: String {
         switch self {
         case .noDatabase: "TOLLGATE_BENCH_DATABASE_URL is not set; run bench/run-ingest.sh, which starts a cluster and sets it"
         case .notStarted: "the fixture was not set up"
         case .noRow: "the count query returned no row"
+        case .setupLost(let landed, let expected): "storing every row before the replay landed \(landed) of \(expected): rows lost"
         }
     }
 }
