@@ -52,7 +52,7 @@ let package = Package(
             path: ".",
             exclude: [
                 "Sources/TollgateCore", "Sources/TollgateGateway", "Sources/TollgateRules", "Sources/TollgateReports", "Sources/TollgateServer",
-                "Sources/tollgate", "Tests", "examples", "docs", "bench", "dashboards", "README.md",
+                "Sources/tollgate", "Tests", "examples", "docs", "bench", "dashboards", "scripts", "README.md",
             ],
             sources: ["Sources/TollgateStore"],
             resources: [.copy("sql")],
