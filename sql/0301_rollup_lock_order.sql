@@ -1,12 +1,16 @@
--- 0301_rollup_lock_order.sql: the daily-rollup triggers upsert their rows in key order. Two writers landing batches
--- that touch the same days took row locks in whatever order GROUP BY produced and could deadlock (seen by the
--- ingestion benchmark with two connections). A deadlocked batch is rolled back and retried by the writer, so no usage
--- is lost, but every retry costs a batch: a fixed lock order removes the deadlock.
+-- 0301_rollup_lock_order.sql: the daily-rollup triggers no longer deadlock two writers.
+-- An `INSERT … ON CONFLICT DO UPDATE` into usage_hourly fires both the INSERT and the UPDATE statement triggers, each
+-- upserting usage_daily_rollup rows: two writers touching the same days could take those row locks in different
+-- orders and deadlock (seen by the ingestion benchmark with two connections). A deadlocked batch is rolled back and
+-- retried by the writer from its spool, so no usage is lost, but each retry costs a batch. The triggers now take a
+-- transaction-level advisory lock first (held to commit; the hourly rows are already locked by then, in key order,
+-- so no cycle can form) and upsert in key order.
 
 CREATE OR REPLACE FUNCTION tollgate_usage_hourly_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     closed_through timestamptz;
 BEGIN
+    PERFORM pg_advisory_xact_lock(7428190301);
     INSERT INTO usage_daily_rollup AS d (day_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source,
         requests, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens)
     SELECT date_trunc('day', n.hour_start AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', n.subscription_id, n.product, n.team, n.cost_center,
@@ -35,6 +39,7 @@ CREATE OR REPLACE FUNCTION tollgate_usage_hourly_updated() RETURNS trigger LANGU
 DECLARE
     closed_through timestamptz;
 BEGIN
+    PERFORM pg_advisory_xact_lock(7428190301);
     SELECT max(period_end) INTO closed_through FROM billing_period_closes;
     WITH delta AS (
         SELECT n.hour_start, n.subscription_id, n.product, n.team, n.cost_center, n.backend, n.deployment, n.model, n.usage_source,
