@@ -26,16 +26,21 @@ public final class GatewayCatalog: Sendable {
 
     public var isLoaded: Bool { state.withLock { $0.loadedAt != .distantPast } }
 
-    /// Reloads from PostgreSQL; concurrent callers share one load.
+    /// Reloads from PostgreSQL. Concurrent callers share a load, but only one that started after they called: a load
+    /// already running may have read the database before the caller's change committed.
     public func refresh() async {
+        let previous = refreshing.withLock { $0 }
+        await previous?.value
         let task = refreshing.withLock { current -> Task<Void, Never> in
-            if let current { return current }
+            if let current, current != previous { return current }
             let task = Task { await self.load() }
             current = task
             return task
         }
         await task.value
-        refreshing.withLock { $0 = nil }
+        refreshing.withLock { current in
+            if current == task { current = nil }
+        }
     }
 
     private func load() async {

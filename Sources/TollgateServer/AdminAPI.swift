@@ -60,6 +60,18 @@ struct AdminMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
+/// After an admin call that changed something, this instance reloads its catalog before answering, so the change
+/// (a suspension, a revoked key) holds for the very next request here; other instances follow by LISTEN/NOTIFY.
+struct RefreshCatalogAfterChange<Context: RequestContext>: RouterMiddleware {
+    let catalog: GatewayCatalog
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let response = try await next(request, context)
+        if request.method != .get && request.method != .head && (200..<300).contains(response.status.code) { await catalog.refresh() }
+        return response
+    }
+}
+
 /// `/admin/v1`: what the platform team scripts against. docs/openapi.yaml describes every route.
 public struct AdminAPI: Sendable {
     let token: Secret
@@ -70,7 +82,9 @@ public struct AdminAPI: Sendable {
     let logger: Logger
 
     func register(on router: Router<BasicRequestContext>) {
-        let admin = router.group("admin/v1").add(middleware: AdminMiddleware(token: Array(token.value.utf8)))
+        let admin = router.group("admin/v1")
+            .add(middleware: AdminMiddleware(token: Array(token.value.utf8)))
+            .add(middleware: RefreshCatalogAfterChange(catalog: catalog))
         let catalogStore = CatalogStore(client: postgres)
         let keys = KeyStore(client: postgres)
 
@@ -109,7 +123,6 @@ public struct AdminAPI: Sendable {
             do {
                 let info = try await keys.revoke(try context.parameters.require("key"), logger: context.logger)
                 context.logger.info("Subscription key revoked", metadata: ["subscription.id": "\(info.subscription)", "key.id": "\(info.id)"])
-                await catalog.refresh()
                 return info
             } catch let error as KeyStoreError {
                 throw AdminError.notFound(error.description)
@@ -126,10 +139,7 @@ public struct AdminAPI: Sendable {
             }
             let dryRun = request.uri.queryParameters["dry_run"] == "true"
             let changes = try await PolicyApplier.plan(document, client: postgres, logger: context.logger)
-            if !dryRun {
-                try await PolicyApplier.apply(document, client: postgres, logger: context.logger)
-                await catalog.refresh()
-            }
+            if !dryRun { try await PolicyApplier.apply(document, client: postgres, logger: context.logger) }
             return ApplyResult(applied: !dryRun, changes: changes)
         }
         registerReports(on: admin)

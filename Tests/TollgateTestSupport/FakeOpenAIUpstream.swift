@@ -138,7 +138,11 @@ public final class FakeOpenAIUpstream: Sendable {
         return Response(status: .ok, headers: headers, body: ResponseBody { [tail] writer in
             try await writer.write(first)
             for (i, piece) in pieces.enumerated() {
-                if broken && i == 2 { throw CancellationError() }  // cut the connection mid-stream
+                if broken && i == 2 {
+                    // Let the two pieces already written reach the gateway, then cut the connection mid-stream.
+                    try await Task.sleep(for: .milliseconds(150))
+                    throw CancellationError()
+                }
                 try await writer.write(piece)
                 try await Task.sleep(for: pause)
             }
