@@ -165,7 +165,8 @@ public struct GatewayRoutes: Sendable {
             estimatedPromptTokens: UsageExtraction.estimatedPromptTokens(request: json), limits: limits)
 
         if backend.kind == .mock {
-            return try await mockReply(operation, backend: backend, model: route.model, json: json, metering: metering, injectedUsage: injectedUsage)
+            return try await mockReply(
+                operation, backend: backend, model: route.model, json: json, metering: metering, injectedUsage: injectedUsage, logger: logger)
         }
         let forwardBody = rewritten ? ByteBuffer(data: try JSONSerialization.data(withJSONObject: json)) : body
         return try await forward(
@@ -250,46 +251,55 @@ public struct GatewayRoutes: Sendable {
             return Response(status: status, headers: headers, body: .init(byteBuffer: bytes))
         }
 
+        return relayStream(status: status, headers: headers, operation: operation, hideInjectedUsage: injectedUsage, metering: metering, logger: logger) { write in
+            for try await chunk in response.body { try await write(chunk) }
+        }
+    }
+
+    /// Passes a server-sent-event stream to the client event by event while metering it, for upstream and mock replies
+    /// alike. The usage row is spooled before the client sees the end of the reply, so an acknowledged request is never
+    /// lost; a stream cut short (client gone, upstream broken off) is recorded with what passed, and the client's
+    /// connection is closed too, so a cut-off stream never looks complete.
+    func relayStream(
+        status: HTTPResponse.Status, headers: HTTPFields, operation: OpenAIOperation, hideInjectedUsage: Bool, metering: Metering, logger: Logger,
+        source: @escaping @Sendable (_ write: (ByteBuffer) async throws -> Void) async throws -> Void
+    ) -> Response {
         let gateway = self
+        let code = Int(status.code)
         return Response(status: status, headers: headers, body: ResponseBody { bodyWriter in
-            var meter = SSEStreamMeter(operation: operation, hideInjectedUsage: injectedUsage)
-            var outcome: UsageSource? = nil
-            var streamError: (any Error)?
+            var meter = SSEStreamMeter(operation: operation, hideInjectedUsage: hideInjectedUsage)
             var recorded = false
             func recordStream() {
                 guard !recorded else { return }
                 recorded = true
                 let event: UsageEvent
                 if let usage = meter.usage {
-                    event = metering.event(status: Int(response.status.code), responseID: meter.responseID, model: meter.model, usage: usage, source: .reported)
+                    event = metering.event(status: code, responseID: meter.responseID, model: meter.model, usage: usage, source: .reported)
+                } else if meter.contentEvents == 0 && !(200..<300).contains(code) {
+                    // An error reply that generated nothing: nothing to count.
+                    event = metering.event(status: code, responseID: meter.responseID, model: meter.model, usage: .zero, source: .missing)
                 } else {
-                    let source = outcome ?? (meter.contentEvents > 0 ? .estimated : .missing)
-                    let usage = source == .missing && meter.contentEvents == 0 && !(200..<300).contains(Int(response.status.code))
-                        ? TokenUsage.zero
-                        : TokenUsage(promptTokens: metering.estimatedPromptTokens, completionTokens: meter.contentEvents)
-                    event = metering.event(status: Int(response.status.code), responseID: meter.responseID, model: meter.model, usage: usage,
-                                           source: source == .missing && usage != .zero ? .estimated : source)
+                    // No usage came: the prompt estimate and one token per content chunk that passed.
+                    let usage = TokenUsage(promptTokens: metering.estimatedPromptTokens, completionTokens: meter.contentEvents)
+                    event = metering.event(status: code, responseID: meter.responseID, model: meter.model, usage: usage, source: .estimated)
                 }
                 gateway.land(event, metering: metering)
             }
+            var streamError: (any Error)?
             do {
-                for try await chunk in response.body {
+                try await source { chunk in
                     let out = meter.consume(chunk.readableBytesView)
                     if !out.isEmpty { try await bodyWriter.write(ByteBuffer(bytes: out)) }
                 }
                 let rest = meter.finish()
                 if !rest.isEmpty { try await bodyWriter.write(ByteBuffer(bytes: rest)) }
-                // Spooled before the client sees the end of the reply: an acknowledged request is never lost.
                 recordStream()
                 try await bodyWriter.finish(nil)
             } catch {
-                // The client went away or the upstream broke off: what was generated so far is estimated.
-                outcome = meter.contentEvents > 0 ? .estimated : .missing
                 streamError = error
                 logger.info("Stream ended early", metadata: ["error": "\(error)", "stream.content_events": "\(meter.contentEvents)"])
             }
             recordStream()
-            // Close the client's connection too: a cut-off stream must not look complete.
             if let streamError { throw streamError }
         })
     }
@@ -313,7 +323,8 @@ public struct GatewayRoutes: Sendable {
     }
 
     func mockReply(
-        _ operation: OpenAIOperation, backend: BackendSpec, model: String, json: [String: Any], metering: Metering, injectedUsage: Bool
+        _ operation: OpenAIOperation, backend: BackendSpec, model: String, json: [String: Any], metering: Metering, injectedUsage: Bool,
+        logger: Logger
     ) async throws -> Response {
         if backend.mockLatencyMilliseconds > 0 { try await Task.sleep(for: .milliseconds(backend.mockLatencyMilliseconds)) }
         let id = "mock-\(metering.requestID.uuidString.lowercased())"
@@ -329,29 +340,9 @@ public struct GatewayRoutes: Sendable {
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
         headers[.xRequestID] = metering.requestID.lowercasedString
-        let gateway = self
-        let hide = injectedUsage
-        return Response(status: .ok, headers: headers, body: ResponseBody { bodyWriter in
-            var meter = SSEStreamMeter(operation: operation, hideInjectedUsage: hide)
-            var recorded = false
-            func recordStream(interrupted: Bool) {
-                guard !recorded else { return }
-                recorded = true
-                let usage = meter.usage ?? TokenUsage(promptTokens: metering.estimatedPromptTokens, completionTokens: meter.contentEvents)
-                let event = metering.event(status: 200, responseID: id, model: model, usage: usage, source: meter.usage != nil && !interrupted ? .reported : .estimated)
-                gateway.land(event, metering: metering)
-            }
-            do {
-                for event in events {
-                    let out = meter.consume(Array(event.utf8))
-                    if !out.isEmpty { try await bodyWriter.write(ByteBuffer(bytes: out)) }
-                }
-                recordStream(interrupted: false)
-                try await bodyWriter.finish(nil)
-            } catch {
-                recordStream(interrupted: true)
-            }
-        })
+        return relayStream(status: .ok, headers: headers, operation: operation, hideInjectedUsage: injectedUsage, metering: metering, logger: logger) { write in
+            for event in events { try await write(ByteBuffer(string: event)) }
+        }
     }
 
     func jsonResponse(status: HTTPResponse.Status, object: [String: Any], requestID: UUID) -> Response {
