@@ -3,6 +3,7 @@ import Logging
 import PostgresNIO
 import Testing
 import TollgateCore
+import TollgateServer
 import TollgateStore
 
 #if canImport(Glibc)
@@ -40,12 +41,7 @@ public enum TestDatabase {
     public static func withClient<T: Sendable>(
         _ location: DatabaseLocation, _ body: @Sendable (PostgresClient) async throws -> T
     ) async throws -> T {
-        let client = PostgresClient(configuration: location.clientConfiguration(maximumConnections: 4), backgroundLogger: logger)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
-            return try await body(client)
-        }
+        try await withPostgresClient(location, logger: logger, body)
     }
 
     /// The current suite's database, with a client.
