@@ -12,6 +12,9 @@
 #
 #   bench/run-gateway.sh                 # everything; needs .build/release/tollgate (swift build -c release --product tollgate)
 #   bench/run-gateway.sh --nginx-only    # the references alone (direct, nginx proxy_pass, SSE through nginx)
+#   bench/run-gateway.sh --profile       # only: Tollgate at peak load under `perf record`; writes PROFILE_OUT
+#                                        # (bench/results/profile-<date>.txt): CPU by process, flat and inclusive
+#                                        # reports (PERF=0: the CPU figures alone, without perf's own overhead)
 #
 # Environment: TOLLGATE_BIN, DURATION (15 s per measured run), WARMUP (3 s), CONNECTIONS (64), THREADS (2),
 # PACE_MS (10: per-connection pause in the fixed-rate phase), SSE_STREAMS (1000), SSE_CHUNKS (40), SSE_INTERVAL_MS (250),
@@ -33,10 +36,13 @@ NGINX_WORKERS=${NGINX_WORKERS:-2}
 TOLLGATE_BIN=${TOLLGATE_BIN:-$ROOT/.build/release/tollgate}
 OUT=${OUT:-$HERE/results/gateway-$(date -u +%Y-%m-%d).md}
 NGINX_ONLY=0
+PROFILE=0
+PROFILE_OUT=${PROFILE_OUT:-$HERE/results/profile-$(date -u +%Y-%m-%d).txt}
 for arg in "$@"; do
     case $arg in
         --nginx-only) NGINX_ONLY=1 ;;
-        -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+        --profile) PROFILE=1 ;;
+        -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
         *) die "unknown argument: $arg (see --help)" 2 ;;
     esac
 done
@@ -219,6 +225,64 @@ YAML
     read -r status _ _ < <(post "$TOLLGATE_URL" "tgk_not_a_key")
     [ "$status" = 401 ] || die "tollgate accepted an unknown key (status $status)"
     record "{\"kind\": \"memory\", \"what\": \"tollgate idle after start\", \"rss_kb\": $(rss_kb "$TOLLGATE_PID")}"
+fi
+
+# ------------------------------------------------------------------------------------ profile mode (--profile)
+# CPU ticks (user + system) summed per command name over every process: "COMMAND TICKS" lines.
+cpu_ticks_by_command() {
+    python3 - <<'PY'
+import glob, collections
+total = collections.Counter()
+for path in glob.glob("/proc/[0-9]*/stat"):
+    try: text = open(path).read()
+    except OSError: continue
+    command = text[text.index("(") + 1:text.rindex(")")].split(":")[0].split()[0]
+    fields = text[text.rindex(")") + 2:].split()
+    total[command] += int(fields[11]) + int(fields[12])
+for command, ticks in total.items(): print(command.replace(" ", "_"), ticks)
+PY
+}
+if [ $PROFILE = 1 ]; then
+    [ $NGINX_ONLY = 0 ] || die "--profile needs Tollgate (not --nginx-only)"
+    command -v perf >/dev/null || die "perf is not installed: apt-get install -y linux-perf" 2
+    log "profile: warm-up ${WARMUP}s, then perf record of tollgate (pid $TOLLGATE_PID) for ${DURATION}s at peak load"
+    TOLLGATE_KEY=$KEY wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s "$HERE/wrk/chat.lua" "$TOLLGATE_URL" >/dev/null 2>&1 || true
+    TOLLGATE_KEY=$KEY wrk -t"$THREADS" -c"$CONNECTIONS" -d"$((DURATION + 2))s" --latency -s "$HERE/wrk/chat.lua" "$TOLLGATE_URL" >"$RUN/profile-wrk.txt" 2>&1 &
+    WRK_PID=$!
+    sleep 1
+    cpu_ticks_by_command >"$RUN/cpu-before"
+    if [ "${PERF:-1}" = 1 ]; then
+        perf record -F 1999 -g -o "$RUN/perf.data" -p "$TOLLGATE_PID" -- sleep "$DURATION" >"$RUN/perf-record.log" 2>&1 \
+            || die "perf record failed: $(tail -5 "$RUN/perf-record.log")"
+    else
+        sleep "$DURATION"
+    fi
+    cpu_ticks_by_command >"$RUN/cpu-after"
+    wait $WRK_PID || true
+    mkdir -p "$(dirname "$PROFILE_OUT")"
+    {
+        echo "# perf profile of tollgate at peak load ($CONNECTIONS connections, ${DURATION}s), $(date -u '+%Y-%m-%d %H:%M') UTC"
+        echo "# wrk during the recording:"; grep -E 'Requests/sec|RESULT' "$RUN/profile-wrk.txt" | sed 's/^/#   /'
+        echo "# CPU used during the ${DURATION}s recording, by command (seconds; $(nproc) CPUs = $((DURATION * $(nproc))) s available):"
+        python3 - "$RUN/cpu-before" "$RUN/cpu-after" "$(getconf CLK_TCK)" <<'PY'
+import sys
+before, after = ({l.split()[0]: int(l.split()[1]) for l in open(f)} for f in sys.argv[1:3])
+hz = int(sys.argv[3])
+for command in sorted(after, key=lambda c: after[c] - before.get(c, 0), reverse=True):
+    used = (after[command] - before.get(command, 0)) / hz
+    if used >= 0.05: print(f"#   {command:<24} {used:6.2f}")
+PY
+        [ "${PERF:-1}" = 1 ] || exit 0
+        echo; echo "## flat (self time, symbols >= 0.3 %)"
+        perf report -i "$RUN/perf.data" --no-children --percent-limit 0.3 --stdio -g none 2>/dev/null | grep -v '^$'
+        echo; echo "## by shared object (self time)"
+        perf report -i "$RUN/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$'
+        echo; echo "## inclusive (children, >= 2 %)"
+        perf report -i "$RUN/perf.data" --children --percent-limit 2 --stdio -g none 2>/dev/null | grep -v '^$'
+    } >"$PROFILE_OUT"
+    [ -z "${KEEP_PERF_DATA:-}" ] || cp "$RUN/perf.data" "$KEEP_PERF_DATA"
+    log "profile written to $PROFILE_OUT"
+    exit 0
 fi
 
 # ------------------------------------------------------------------------------------------- phase 1: peak rate

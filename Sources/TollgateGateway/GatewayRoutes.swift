@@ -104,8 +104,12 @@ public struct GatewayRoutes: Sendable {
         var requestedModel: String
         var operation: OpenAIOperation
         var streamed: Bool
-        var estimatedPromptTokens: Int
+        /// The request as forwarded.
+        var requestBody: [UInt8]
         var limits: ProductLimits?
+
+        /// About four characters a token of the request's text; used only when the upstream reports no usage.
+        var estimatedPromptTokens: Int { UsageExtraction.estimatedPromptTokens(requestBody: requestBody) }
 
         func event(status: Int, responseID: String?, model: String?, usage: TokenUsage, source: UsageSource) -> UsageEvent {
             UsageEvent(
@@ -132,46 +136,67 @@ public struct GatewayRoutes: Sendable {
         } catch {
             throw GatewayError.bodyTooLarge
         }
-        guard var json = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] else {
+        var requestBytes = Array(body.readableBytesView)
+        guard var json = JSONObjectReader(document: requestBytes) else {
             throw GatewayError.invalidRequest("The request body must be a JSON object.")
         }
-        guard let routeName = pathDeployment ?? (json["model"] as? String), !routeName.isEmpty else {
+        if json.hasEscapedKeys, let normalized = Self.normalizedJSON(requestBytes), let reader = JSONObjectReader(document: normalized) {
+            // A key spelled with escapes (`"mod\u0065l"`) would hide it from a byte-level reader: forward the body
+            // re-serialized, with plain keys, so the upstream reads exactly what the gateway read.
+            requestBytes = normalized
+            json = reader
+        }
+        let requestedModel = json.string("model")
+        guard let routeName = pathDeployment ?? requestedModel, !routeName.isEmpty else {
             throw GatewayError.invalidRequest("The request must name a model (`model`).", param: "model")
         }
         guard let route = caller.snapshot.routes[routeName], let backend = caller.snapshot.backends[route.backend] else {
             throw GatewayError.unknownDeployment(routeName)
         }
-        let streamed = (json["stream"] as? Bool) ?? false
-        var rewritten = false
-        if backend.kind != .azure, (json["model"] as? String) != route.model {
-            json["model"] = route.model
-            rewritten = true
+        let streamed = json.bool("stream") ?? false
+        // Only what must change is changed; every other byte of the request is forwarded as the client sent it.
+        var splices: [JSONObjectReader.Splice] = []
+        if backend.kind != .azure, requestedModel != route.model {
+            let model = JSONObjectReader.encodeString(route.model)
+            splices.append(json.member("model").map { json.replacing($0, with: model) } ?? json.inserting(key: "model", value: model))
         }
         // Streamed replies report usage only in a last chunk, and only if the request set stream_options.include_usage;
         // the gateway sets it and hides that chunk again if the client had not asked for it.
         var injectedUsage = false
         if streamed && operation.needsIncludeUsage {
-            var options = (json["stream_options"] as? [String: Any]) ?? [:]
-            if (options["include_usage"] as? Bool) != true {
-                options["include_usage"] = true
-                json["stream_options"] = options
+            if let options = json.object("stream_options") {
+                if options.bool("include_usage") != true {
+                    injectedUsage = true
+                    splices.append(
+                        options.member("include_usage").map { options.replacing($0, with: Array("true".utf8)) }
+                            ?? options.inserting(key: "include_usage", value: Array("true".utf8)))
+                }
+            } else {
                 injectedUsage = true
-                rewritten = true
+                let value = Array(#"{"include_usage":true}"#.utf8)
+                splices.append(json.member("stream_options").map { json.replacing($0, with: value) } ?? json.inserting(key: "stream_options", value: value))
             }
         }
+        if !splices.isEmpty { requestBytes = json.applying(splices) }
         let metering = Metering(
             requestID: requestID, startedAt: startedAt, subscription: caller.subscription, backend: backend.name, deployment: route.deployment,
-            requestedModel: route.model, operation: operation, streamed: streamed,
-            estimatedPromptTokens: UsageExtraction.estimatedPromptTokens(request: json), limits: limits)
+            requestedModel: route.model, operation: operation, streamed: streamed, requestBody: requestBytes, limits: limits)
 
         if backend.kind == .mock {
-            return try await mockReply(
-                operation, backend: backend, model: route.model, json: json, metering: metering, injectedUsage: injectedUsage, logger: logger)
+            return try await mockReply(operation, backend: backend, model: route.model, metering: metering, injectedUsage: injectedUsage, logger: logger)
         }
-        let forwardBody = rewritten ? ByteBuffer(data: try JSONSerialization.data(withJSONObject: json)) : body
+        let forwardBody = splices.isEmpty && requestBytes.count == body.readableBytes ? body : ByteBuffer(bytes: requestBytes)
         return try await forward(
             operation, backend: backend, route: route, body: forwardBody, request: request, metering: metering,
             injectedUsage: injectedUsage, logger: logger)
+    }
+
+    /// The document re-serialized by Foundation (keys without escapes), or nil if it is not a JSON object.
+    static func normalizedJSON(_ bytes: [UInt8]) -> [UInt8]? {
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any],
+            let data = try? JSONSerialization.data(withJSONObject: object)
+        else { return nil }
+        return Array(data)
     }
 
     func forward(
@@ -306,15 +331,15 @@ public struct GatewayRoutes: Sendable {
 
     /// Records the usage of a complete (non-streamed) reply.
     func record(status: Int, body: ByteBuffer, metering: Metering) {
-        let object = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any]
+        let object = JSONObjectReader(document: Array(body.readableBytesView))
         let usage = object.flatMap(UsageExtraction.usage(from:))
         let event: UsageEvent
         if let usage {
-            event = metering.event(status: status, responseID: object?["id"] as? String, model: object?["model"] as? String, usage: usage, source: .reported)
+            event = metering.event(status: status, responseID: object?.string("id"), model: object?.string("model"), usage: usage, source: .reported)
         } else if (200..<300).contains(status) {
             // A success without usage (a backend that never reports it): bill the estimate, marked as such.
             event = metering.event(
-                status: status, responseID: object?["id"] as? String, model: object?["model"] as? String,
+                status: status, responseID: object?.string("id"), model: object?.string("model"),
                 usage: TokenUsage(promptTokens: metering.estimatedPromptTokens, completionTokens: 0), source: .estimated)
         } else {
             event = metering.event(status: status, responseID: nil, model: nil, usage: .zero, source: .missing)
@@ -323,9 +348,9 @@ public struct GatewayRoutes: Sendable {
     }
 
     func mockReply(
-        _ operation: OpenAIOperation, backend: BackendSpec, model: String, json: [String: Any], metering: Metering, injectedUsage: Bool,
-        logger: Logger
+        _ operation: OpenAIOperation, backend: BackendSpec, model: String, metering: Metering, injectedUsage: Bool, logger: Logger
     ) async throws -> Response {
+        let json = (try? JSONSerialization.jsonObject(with: Data(metering.requestBody))) as? [String: Any] ?? [:]
         if backend.mockLatencyMilliseconds > 0 { try await Task.sleep(for: .milliseconds(backend.mockLatencyMilliseconds)) }
         let id = "mock-\(metering.requestID.uuidString.lowercased())"
         let created = Int(metering.startedAt.timeIntervalSince1970)

@@ -25,21 +25,24 @@ public enum OpenAIOperation: String, Sendable, CaseIterable {
 /// Reads token usage out of OpenAI-shaped JSON. Chat, completions and embeddings use
 /// `prompt_tokens`/`completion_tokens`; the Responses API uses `input_tokens`/`output_tokens`.
 enum UsageExtraction {
-    static func usage(from object: [String: Any]) -> TokenUsage? {
-        guard let usage = object["usage"] as? [String: Any] else { return nil }
-        return tokenUsage(usage)
+    static func usage(from object: JSONObjectReader) -> TokenUsage? {
+        object.object("usage").flatMap(tokenUsage)
     }
 
-    static func tokenUsage(_ usage: [String: Any]) -> TokenUsage? {
-        func int(_ value: Any?) -> Int? { (value as? NSNumber)?.intValue ?? (value as? Int) }
-        let prompt = int(usage["prompt_tokens"]) ?? int(usage["input_tokens"])
-        let completion = int(usage["completion_tokens"]) ?? int(usage["output_tokens"]) ?? 0
-        guard let prompt else { return nil }
-        let promptDetails = (usage["prompt_tokens_details"] ?? usage["input_tokens_details"]) as? [String: Any]
-        let completionDetails = (usage["completion_tokens_details"] ?? usage["output_tokens_details"]) as? [String: Any]
+    static func tokenUsage(_ usage: JSONObjectReader) -> TokenUsage? {
+        guard let prompt = usage.int("prompt_tokens") ?? usage.int("input_tokens") else { return nil }
+        let completion = usage.int("completion_tokens") ?? usage.int("output_tokens") ?? 0
+        let promptDetails = usage.object("prompt_tokens_details") ?? usage.object("input_tokens_details")
+        let completionDetails = usage.object("completion_tokens_details") ?? usage.object("output_tokens_details")
         return TokenUsage(
-            promptTokens: prompt, completionTokens: completion, totalTokens: int(usage["total_tokens"]) ?? prompt + completion,
-            cachedPromptTokens: int(promptDetails?["cached_tokens"]) ?? 0, reasoningTokens: int(completionDetails?["reasoning_tokens"]) ?? 0)
+            promptTokens: prompt, completionTokens: completion, totalTokens: usage.int("total_tokens") ?? prompt + completion,
+            cachedPromptTokens: promptDetails?.int("cached_tokens") ?? 0, reasoningTokens: completionDetails?.int("reasoning_tokens") ?? 0)
+    }
+
+    /// The estimate for a request body, parsed only now: it is needed only when an upstream reports no usage.
+    static func estimatedPromptTokens(requestBody: [UInt8]) -> Int {
+        let request = (try? JSONSerialization.jsonObject(with: Data(requestBody))) as? [String: Any]
+        return estimatedPromptTokens(request: request ?? [:])
     }
 
     /// A rough prompt size for when the upstream reports nothing: about four characters a token over the text the
@@ -119,9 +122,9 @@ struct SSEStreamMeter {
         }
         let text = String(decoding: data, as: UTF8.self)
         if model == nil || responseID == nil || text.contains("\"usage\"") || operation == .responses {
-            if let object = (try? JSONSerialization.jsonObject(with: Data(data))) as? [String: Any] {
+            if let object = JSONObjectReader(document: data) {
                 inspect(object)
-                if hideInjectedUsage, object["usage"] is [String: Any], (object["choices"] as? [Any])?.isEmpty ?? true {
+                if hideInjectedUsage, object.member("usage")?.kind == .object, object.isEmptyArray("choices") ?? true {
                     return []  // the usage-only chunk the client did not ask for
                 }
             }
@@ -135,18 +138,18 @@ struct SSEStreamMeter {
         return event
     }
 
-    private mutating func inspect(_ object: [String: Any]) {
+    private mutating func inspect(_ object: JSONObjectReader) {
         switch operation {
         case .responses:
             // `response.created` … `response.completed`; the response object sits under "response".
-            if let response = object["response"] as? [String: Any] {
-                if responseID == nil { responseID = response["id"] as? String }
-                if let m = response["model"] as? String { model = m }
+            if let response = object.object("response") {
+                if responseID == nil { responseID = response.string("id") }
+                if let m = response.string("model") { model = m }
                 if let u = UsageExtraction.usage(from: response) { usage = u }
             }
         default:
-            if responseID == nil { responseID = object["id"] as? String }
-            if model == nil { model = object["model"] as? String }
+            if responseID == nil { responseID = object.string("id") }
+            if model == nil { model = object.string("model") }
             if let u = UsageExtraction.usage(from: object) { usage = u }
         }
     }

@@ -1,4 +1,6 @@
 import ArgumentParser
+import NIOCore
+import NIOPosix
 
 @main
 struct Tollgate: AsyncParsableCommand {
@@ -21,4 +23,12 @@ struct Tollgate: AsyncParsableCommand {
             PeriodCommand.self, SubscriptionsCommand.self, WebhooksCommand.self,
         ]
     )
+
+    /// Runs Swift concurrency's tasks on NIO's event loops instead of a separate thread pool: a proxied request then
+    /// stays on the thread its socket lives on, without a thread switch at every `await` on I/O. Must happen before any
+    /// other task is started. Blocking calls (fsync, waiting for a child process) go to NIO's thread pool instead.
+    static func main() async {
+        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        await main(nil)
+    }
 }

@@ -94,6 +94,45 @@ private let chatBody = #"{"model":"gpt-4o-mini","messages":[{"role":"user","cont
         }
     }
 
+    @Test func requestEditsAreMinimalAndHandleEveryShapeOfStreamOptions() async throws {
+        let upstream = FakeOpenAIUpstream()
+        try await upstream.run { port in
+            let keys = try await GatewayHarness.prepare(GatewayHarness.document(upstreamPort: port))
+            let configuration = try await GatewayHarness.configuration()
+            // include_usage false, stream_options null, and a model key spelled with an escape: each gets include_usage
+            // set, the usage chunk hidden from the client, and its usage recorded.
+            let bodies = [
+                #"{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":false},"messages":[{"role":"user","content":"a"}]}"#,
+                #"{"model":"gpt-4o-mini", "stream":true, "stream_options":null, "messages":[{"role":"user","content":"b"}]}"#,
+                #"{"mod\u0065l":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"c"}]}"#,
+            ]
+            try await GatewayHarness.withLiveGateway(configuration: configuration) { client, runtime in
+                for body in bodies {
+                    try await client.execute(uri: "/v1/chat/completions", method: .post, headers: .bearer(keys["sub-a"]!), body: .json(body)) { response in
+                        #expect(response.status == .ok, "\(body)")
+                        #expect(!String(buffer: response.body).contains("usage"), "\(body)")
+                    }
+                }
+                // Not a JSON object: refused before anything is forwarded.
+                try await client.execute(uri: "/v1/chat/completions", method: .post, headers: .bearer(keys["sub-a"]!), body: .json(#"{"model":"gpt-4o-mini",}"#)) { response in
+                    #expect(response.status == .badRequest)
+                }
+                await runtime.writer.flush()
+            }
+            let sent = upstream.requests.map(\.rawBody)
+            #expect(sent.count == 3)
+            for body in sent {
+                let object = try #require((try JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any])
+                #expect((object["stream_options"] as? [String: Any])?["include_usage"] as? Bool == true, "\(body)")
+                #expect(object["model"] as? String == "gpt-4o-mini", "\(body)")
+            }
+            // Untouched bytes pass as sent: the spacing of the second request survives.
+            #expect(sent.count > 1 && sent[1].hasPrefix(#"{"model":"gpt-4o-mini", "stream":true, "stream_options":{"include_usage":true}, "messages""#))
+            let rows = try await GatewayHarness.usageRows()
+            #expect(rows.count == 3 && rows.allSatisfy { $0.usageSource == "reported" && $0.totalTokens == 18 })
+        }
+    }
+
     @Test func replyWithoutUsageIsRecordedAsEstimatedNeverAsASilentZero() async throws {
         let upstream = FakeOpenAIUpstream()
         try await upstream.run { port in
