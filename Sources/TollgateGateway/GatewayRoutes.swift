@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import Foundation
 import HTTPTypes
 import Logging
@@ -72,7 +71,9 @@ public struct GatewayRoutes: Sendable {
         var presented = headers[.apiKey] ?? headers[.apimSubscriptionKey]
         if presented == nil, let authorization = headers[.authorization] {
             let parts = authorization.split(separator: " ", maxSplits: 1)
-            if parts.count == 2, parts[0].lowercased() == "bearer" { presented = String(parts[1]).trimmingCharacters(in: .whitespaces) }
+            if parts.count == 2, parts[0].lowercased() == "bearer" {
+                presented = String(parts[1].drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
+            }
         }
         guard let presented, !presented.isEmpty else { throw GatewayError.missingKey }
         guard let (key, snapshot) = await catalog.key(forHash: KeyStore.hash(presented)),
@@ -224,28 +225,28 @@ public struct GatewayRoutes: Sendable {
         case .openai, .mock:
             url = "\(base)/\(operation.pathSuffix)"
         }
-        var upstreamRequest = HTTPClientRequest(url: url)
-        upstreamRequest.method = .POST
+        guard let target = UpstreamTarget(url: url) else { throw GatewayError.backendMisconfigured }
+        var upstreamHeaders = HTTPHeaders()
         for field in request.headers where !UpstreamHeaders.droppedRequestHeaders.contains(field.name.canonicalName) {
-            upstreamRequest.headers.add(name: field.name.rawName, value: field.value)
+            upstreamHeaders.add(name: field.name.rawName, value: field.value)
         }
-        upstreamRequest.headers.replaceOrAdd(name: "content-type", value: "application/json")
+        upstreamHeaders.replaceOrAdd(name: "content-type", value: "application/json")
         // Identity encoding, so the gateway can read usage out of the reply.
-        upstreamRequest.headers.replaceOrAdd(name: "accept-encoding", value: "identity")
+        upstreamHeaders.replaceOrAdd(name: "accept-encoding", value: "identity")
         if let credential {
             if backend.kind == .azure {
-                upstreamRequest.headers.replaceOrAdd(name: "api-key", value: credential)
+                upstreamHeaders.replaceOrAdd(name: "api-key", value: credential)
             } else {
-                upstreamRequest.headers.replaceOrAdd(name: "authorization", value: "Bearer \(credential)")
+                upstreamHeaders.replaceOrAdd(name: "authorization", value: "Bearer \(credential)")
             }
         }
-        upstreamRequest.body = .bytes(body)
 
-        let client = upstream.client(connectTimeoutSeconds: backend.connectTimeoutSeconds, readTimeoutSeconds: backend.readTimeoutSeconds)
-        let response: HTTPClientResponse
+        let response: UpstreamResponse
         do {
-            // The client's read timeout bounds each wait for bytes; the deadline only stops a reply that never ends.
-            response = try await client.execute(upstreamRequest, timeout: .hours(2), logger: logger)
+            // The read timeout bounds each wait for bytes; a reply that keeps trickling in is not cut off.
+            response = try await upstream.execute(
+                target, headers: upstreamHeaders, body: body, connectTimeoutSeconds: backend.connectTimeoutSeconds,
+                readTimeoutSeconds: backend.readTimeoutSeconds)
         } catch {
             let failure = UpstreamFailure(error)
             logger.warning("Upstream request failed", metadata: ["backend": "\(backend.name)", "error": "\(error)"])

@@ -1,0 +1,437 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import ServiceLifecycle
+import Synchronization
+
+/// The gateway's HTTP/1.1 client for upstream calls: keep-alive connections pooled per upstream, each request written
+/// in one flush (head and body together), the reply's head handed over as soon as it arrives and its body streamed
+/// with back-pressure. It does what a metering proxy needs and nothing else: no redirects (a redirect must not carry a
+/// backend credential elsewhere), no cookies, no decompression (the gateway reads usage out of the reply).
+///
+/// It replaced async-http-client on this path, whose general machinery (a per-request transaction, URL parsing, a
+/// separate flush for the request head) was the largest part of the proxy's CPU time per request (bench/README.md).
+public final class UpstreamClients: Service, Sendable {
+    /// Idle connections per upstream and per event loop: a request takes one on the event loop it runs on when there is
+    /// one, so its reply is read on the thread that answers the client, without a thread switch.
+    private let pool: Mutex<[PoolKey: [ObjectIdentifier: [UpstreamConnection]]]> = Mutex([:])
+    private let closed = Mutex(false)
+    private let tls: NIOSSLContext?
+    private let tlsError: (any Error & Sendable)?
+    /// Idle connections kept per upstream; more are closed when they finish.
+    let maximumIdlePerUpstream: Int
+
+    /// - Parameter tlsConfiguration: how `https` upstreams are verified; the default trusts the system's roots.
+    public init(tlsConfiguration: TLSConfiguration = .makeClientConfiguration(), maximumIdlePerUpstream: Int = 1_024) {
+        do {
+            tls = try NIOSSLContext(configuration: tlsConfiguration)
+            tlsError = nil
+        } catch {
+            tls = nil
+            tlsError = UpstreamClientError.tlsUnavailable(String(describing: error))
+        }
+        self.maximumIdlePerUpstream = maximumIdlePerUpstream
+    }
+
+    struct PoolKey: Hashable {
+        let endpoint: UpstreamEndpoint
+        let readTimeoutSeconds: Int
+    }
+
+    /// Sends one request and returns once the reply's head has arrived; its body follows in `response.body`.
+    /// A reused connection that the upstream had closed while idle is replaced, and the request sent again, only when
+    /// no byte of a reply had come back on it (as Go's net/http does); any other failure is thrown.
+    func execute(
+        _ target: UpstreamTarget, method: HTTPMethod = .POST, headers: HTTPHeaders, body: ByteBuffer, connectTimeoutSeconds: Int,
+        readTimeoutSeconds: Int
+    ) async throws -> UpstreamResponse {
+        var head = HTTPRequestHead(version: .http1_1, method: method, uri: target.pathAndQuery, headers: headers)
+        head.headers.replaceOrAdd(name: "host", value: target.hostHeader)
+        head.headers.replaceOrAdd(name: "content-length", value: String(body.readableBytes))
+        let key = PoolKey(endpoint: target.endpoint, readTimeoutSeconds: readTimeoutSeconds)
+        while let connection = checkOut(key) {
+            do {
+                return try await connection.send(head, body: body)
+            } catch UpstreamClientError.closedBeforeReply {
+                continue  // closed while idle: try the next one, or a new connection
+            }
+        }
+        let connection = try await connect(key, connectTimeoutSeconds: connectTimeoutSeconds)
+        return try await connection.send(head, body: body)
+    }
+
+    private func checkOut(_ key: PoolKey) -> UpstreamConnection? {
+        let here = MultiThreadedEventLoopGroup.currentEventLoop.map { ObjectIdentifier($0 as AnyObject) }
+        return pool.withLock { pool in
+            guard var byLoop = pool[key] else { return nil }
+            defer { pool[key] = byLoop }
+            for loop in [here].compactMap({ $0 }) + byLoop.keys where loop != here || byLoop[loop] != nil {
+                while let connection = byLoop[loop]?.popLast() {
+                    if connection.channel.isActive { return connection }
+                }
+            }
+            return nil
+        }
+    }
+
+    fileprivate func checkIn(_ connection: UpstreamConnection) {
+        let loop = ObjectIdentifier(connection.channel.eventLoop as AnyObject)
+        let kept = pool.withLock { pool -> Bool in
+            guard !closed.withLock({ $0 }), connection.channel.isActive,
+                pool[connection.key]?[loop]?.count ?? 0 < maximumIdlePerUpstream
+            else { return false }
+            pool[connection.key, default: [:]][loop, default: []].append(connection)
+            return true
+        }
+        if !kept { connection.channel.close(promise: nil) }
+    }
+
+    private func connect(_ key: PoolKey, connectTimeoutSeconds: Int) async throws -> UpstreamConnection {
+        let endpoint = key.endpoint
+        if endpoint.tls && tls == nil { throw tlsError ?? UpstreamClientError.tlsUnavailable("no TLS context") }
+        // SNI carries host names only; an upstream addressed by IP is verified against the address alone.
+        let serverName = endpoint.host.contains(":") || endpoint.host.allSatisfy({ $0.isNumber || $0 == "." }) ? nil : endpoint.host
+        let tls = endpoint.tls ? self.tls : nil
+        let readTimeout = TimeAmount.seconds(Int64(key.readTimeoutSeconds))
+        // A new connection lives on the event loop of the request that opened it (see `pool`).
+        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.currentEventLoop ?? NIOSingletons.posixEventLoopGroup.next())
+            .connectTimeout(.seconds(Int64(connectTimeoutSeconds)))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let pipeline = channel.pipeline.syncOperations
+                    if let tls { try pipeline.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: serverName)) }
+                    // The request's headers were validated when the client's request was parsed, or are the gateway's own.
+                    try pipeline.addHandler(HTTPRequestEncoder())
+                    try pipeline.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
+                    try pipeline.addHandler(IdleStateHandler(readTimeout: readTimeout))
+                    try pipeline.addHandler(UpstreamConnectionHandler())
+                }
+            }
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.connect(host: endpoint.host, port: endpoint.port).get()
+        } catch ChannelError.connectTimeout {
+            throw UpstreamClientError.connectTimeout
+        } catch {
+            throw UpstreamClientError.connectFailed(String(describing: error))
+        }
+        let handler = try await channel.eventLoop.submit {
+            NIOLoopBound(try channel.pipeline.syncOperations.handler(type: UpstreamConnectionHandler.self), eventLoop: channel.eventLoop)
+        }.get()
+        let connection = UpstreamConnection(key: key, channel: channel, handler: handler)
+        try await channel.eventLoop.submit { [weak self] in
+            // The handler offers the connection back when a reply has ended with keep-alive; the closure holds the
+            // connection, so it is dropped when the channel closes.
+            handler.value.release = { [weak self] in self?.checkIn(connection) }
+        }.get()
+        return connection
+    }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        closed.withLock { $0 = true }
+        let idle = pool.withLock { pool in
+            defer { pool.removeAll() }
+            return pool.values.flatMap { $0.values.flatMap { $0 } }
+        }
+        for connection in idle { try? await connection.channel.close() }
+    }
+}
+
+/// An upstream's address, as pooled connections are keyed.
+struct UpstreamEndpoint: Hashable, Sendable {
+    var tls: Bool
+    var host: String
+    var port: Int
+}
+
+/// A request URL split for the client: where to connect, what to put in the request line and the `Host` header.
+struct UpstreamTarget: Sendable, Equatable {
+    var endpoint: UpstreamEndpoint
+    var hostHeader: String
+    var pathAndQuery: String
+
+    /// `http(s)://host[:port][/path][?query]`; IPv6 hosts in brackets. Nil for anything else (user info, fragments,
+    /// other schemes are not upstream URLs).
+    init?(url: String) {
+        let tls: Bool
+        var rest: Substring
+        if url.hasPrefix("https://") {
+            tls = true
+            rest = url.dropFirst("https://".count)
+        } else if url.hasPrefix("http://") {
+            tls = false
+            rest = url.dropFirst("http://".count)
+        } else {
+            return nil
+        }
+        let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
+        let authority = rest[..<authorityEnd]
+        rest = rest[authorityEnd...]
+        guard !authority.isEmpty, !authority.contains("@"), !rest.contains("#") else { return nil }
+        var host: Substring
+        var portText: Substring?
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { return nil }
+            host = authority[authority.index(after: authority.startIndex)..<close]
+            let after = authority[authority.index(after: close)...]
+            if !after.isEmpty {
+                guard after.hasPrefix(":") else { return nil }
+                portText = after.dropFirst()
+            }
+        } else if let colon = authority.lastIndex(of: ":") {
+            host = authority[..<colon]
+            portText = authority[authority.index(after: colon)...]
+        } else {
+            host = authority
+        }
+        guard !host.isEmpty else { return nil }
+        let port: Int
+        if let portText {
+            guard let value = Int(portText), (1...65_535).contains(value) else { return nil }
+            port = value
+        } else {
+            port = tls ? 443 : 80
+        }
+        endpoint = UpstreamEndpoint(tls: tls, host: String(host), port: port)
+        hostHeader = String(authority)
+        pathAndQuery = rest.isEmpty ? "/" : (rest.hasPrefix("?") ? "/" + rest : String(rest))
+    }
+}
+
+enum UpstreamClientError: Error, Equatable, CustomStringConvertible {
+    case connectTimeout
+    case connectFailed(String)
+    case readTimeout
+    /// The connection closed before any byte of a reply came back.
+    case closedBeforeReply
+    /// The connection closed, or failed, in the middle of a reply.
+    case connectionLost(String)
+    case replyTooLarge(Int)
+    case tlsUnavailable(String)
+    case cancelled
+
+    var description: String {
+        switch self {
+        case .connectTimeout: "connect timed out"
+        case .connectFailed(let reason): "cannot connect: \(reason)"
+        case .readTimeout: "read timed out"
+        case .closedBeforeReply: "the upstream closed the connection before replying"
+        case .connectionLost(let reason): "connection lost mid-reply: \(reason)"
+        case .replyTooLarge(let limit): "reply larger than \(limit) bytes"
+        case .tlsUnavailable(let reason): "TLS is unavailable: \(reason)"
+        case .cancelled: "cancelled"
+        }
+    }
+}
+
+/// A reply's head, and its body as it arrives.
+struct UpstreamResponse: Sendable {
+    let status: HTTPResponseStatus
+    let headers: HTTPHeaders
+    let body: UpstreamResponseBody
+}
+
+/// The body of a reply: an async sequence of the byte buffers as they are read, with back-pressure (reading from the
+/// upstream pauses while the consumer lags). Abandoning it before its end closes the connection.
+struct UpstreamResponseBody: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    typealias Producer = NIOThrowingAsyncSequenceProducer<
+        ByteBuffer, any Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, UpstreamBodyDelegate
+    >
+    let producer: Producer
+
+    func makeAsyncIterator() -> Producer.AsyncIterator { producer.makeAsyncIterator() }
+
+    /// The whole body, refused past `maximumBytes`.
+    func collect(upTo maximumBytes: Int) async throws -> ByteBuffer {
+        var collected = ByteBuffer()
+        for try await var chunk in self {
+            guard collected.readableBytes + chunk.readableBytes <= maximumBytes else { throw UpstreamClientError.replyTooLarge(maximumBytes) }
+            if collected.readableBytes == 0 {
+                collected = chunk
+            } else {
+                collected.writeBuffer(&chunk)
+            }
+        }
+        return collected
+    }
+}
+
+/// Tells the connection's handler, on its event loop, when the consumer wants more and when it is gone.
+struct UpstreamBodyDelegate: NIOAsyncSequenceProducerDelegate {
+    let handler: NIOLoopBound<UpstreamConnectionHandler>
+    let exchange: UInt64
+
+    func produceMore() {
+        handler.eventLoop.execute { handler.value.resumeReading(exchange: exchange) }
+    }
+
+    func didTerminate() {
+        handler.eventLoop.execute { handler.value.consumerGone(exchange: exchange) }
+    }
+}
+
+/// One pooled connection: its channel and the handler that runs one exchange at a time on it.
+final class UpstreamConnection: Sendable {
+    let key: UpstreamClients.PoolKey
+    let channel: any Channel
+    let handler: NIOLoopBound<UpstreamConnectionHandler>
+
+    init(key: UpstreamClients.PoolKey, channel: any Channel, handler: NIOLoopBound<UpstreamConnectionHandler>) {
+        self.key = key
+        self.channel = channel
+        self.handler = handler
+    }
+
+    func send(_ head: HTTPRequestHead, body: ByteBuffer) async throws -> UpstreamResponse {
+        let promise = channel.eventLoop.makePromise(of: UpstreamResponse.self)
+        let handler = self.handler
+        return try await withTaskCancellationHandler {
+            handler.eventLoop.execute { handler.value.start(head, body: body, promise: promise, handler: handler) }
+            return try await promise.futureResult.get()
+        } onCancel: {
+            handler.eventLoop.execute { handler.value.cancel(promise) }
+        }
+    }
+}
+
+/// Runs request/reply exchanges on one HTTP/1.1 connection, one at a time.
+final class UpstreamConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    private enum State {
+        case idle
+        case awaitingHead(EventLoopPromise<UpstreamResponse>, handler: NIOLoopBound<UpstreamConnectionHandler>)
+        case body(UpstreamResponseBody.Producer.Source, keepAlive: Bool)
+        /// The reply is still arriving but nobody reads it any more: the connection is closed.
+        case closed
+    }
+    private var state = State.idle
+    private var context: ChannelHandlerContext?
+    /// Numbers the exchanges on this connection, so a late signal about an earlier reply's body is ignored.
+    private var exchange: UInt64 = 0
+    /// Reading is paused because the body's consumer lags (autoRead off); a read timeout does not apply then.
+    private var paused = false
+    var release: (() -> Void)?
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func start(_ head: HTTPRequestHead, body: ByteBuffer, promise: EventLoopPromise<UpstreamResponse>, handler: NIOLoopBound<UpstreamConnectionHandler>) {
+        guard case .idle = state, let context, context.channel.isActive else {
+            promise.fail(UpstreamClientError.closedBeforeReply)
+            return
+        }
+        exchange &+= 1
+        paused = false
+        state = .awaitingHead(promise, handler: handler)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            guard case .awaitingHead(let promise, let handler) = state else { return }
+            let sequence = UpstreamResponseBody.Producer.makeSequence(
+                elementType: ByteBuffer.self, failureType: (any Error).self,
+                backPressureStrategy: .init(lowWatermark: 2, highWatermark: 16), finishOnDeinit: false,
+                delegate: UpstreamBodyDelegate(handler: handler, exchange: exchange))
+            state = .body(sequence.source, keepAlive: head.isKeepAlive)
+            promise.succeed(UpstreamResponse(status: head.status, headers: head.headers, body: UpstreamResponseBody(producer: sequence.sequence)))
+        case .body(let buffer):
+            guard case .body(let source, _) = state else { return }
+            if case .stopProducing = source.yield(buffer) {
+                paused = true
+                context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+            }
+        case .end:
+            guard case .body(let source, let keepAlive) = state else {
+                if case .closed = state { state = .idle }
+                return
+            }
+            state = .idle
+            source.finish()
+            if paused {
+                paused = false
+                context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+            }
+            if keepAlive { release?() } else { context.close(promise: nil) }
+        }
+    }
+
+    func resumeReading(exchange: UInt64) {
+        guard exchange == self.exchange, paused, let context else { return }
+        paused = false
+        context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+    }
+
+    /// The body's consumer stopped before its end (the client went away): the rest can't be skipped safely, so close.
+    func consumerGone(exchange: UInt64) {
+        guard exchange == self.exchange, case .body(let source, _) = state, let context else { return }
+        state = .closed
+        source.finish()
+        context.close(promise: nil)
+    }
+
+    /// The waiting request was cancelled before the reply's head came.
+    func cancel(_ promise: EventLoopPromise<UpstreamResponse>) {
+        guard case .awaitingHead(let waiting, _) = state, waiting.futureResult === promise.futureResult else { return }
+        fail(UpstreamClientError.cancelled)
+        context?.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let idle = event as? IdleStateHandler.IdleStateEvent, case .read = idle else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        switch state {
+        case .awaitingHead, .body:
+            guard !paused else { return }
+            fail(UpstreamClientError.readTimeout)
+            context.close(promise: nil)
+        case .idle, .closed:
+            context.close(promise: nil)  // idle in the pool for a whole read timeout: let it go
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if case .awaitingHead = state {
+            // Typically a reset of a connection the upstream had closed while idle: nothing of a reply came.
+            fail(UpstreamClientError.closedBeforeReply)
+        } else {
+            fail(UpstreamClientError.connectionLost(String(describing: error)))
+        }
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if case .awaitingHead = state {
+            fail(UpstreamClientError.closedBeforeReply)
+        } else {
+            fail(UpstreamClientError.connectionLost("connection closed"))
+        }
+        state = .closed
+        release = nil
+        context.fireChannelInactive()
+    }
+
+    private func fail(_ error: UpstreamClientError) {
+        switch state {
+        case .awaitingHead(let promise, _):
+            state = .closed
+            promise.fail(error)
+        case .body(let source, _):
+            state = .closed
+            source.finish(error)
+        case .idle, .closed:
+            break
+        }
+    }
+}
