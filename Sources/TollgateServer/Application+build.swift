@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import Hummingbird
+import NIOSSL
 import Logging
 import PostgresNIO
 import Prometheus
@@ -60,7 +61,15 @@ public func buildApplication(
     let spool = try UsageSpool(directory: configuration.effectiveSpoolDirectory)
     let writer = UsageWriter(
         spool: spool, store: UsageStore(client: postgres), logger: logger, flushInterval: configuration.flushInterval, batchSize: configuration.batchSize)
-    let upstream = UpstreamClients()
+    var upstreamTLS = TLSConfiguration.makeClientConfiguration()
+    if let file = configuration.upstreamCAFile {
+        do {
+            upstreamTLS.additionalTrustRoots = [.certificates(try NIOSSLCertificate.fromPEMFile(file))]
+        } catch {
+            throw ConfigurationError(variable: "TOLLGATE_UPSTREAM_CA_FILE", message: "'\(file)' holds no PEM certificate: \(error)")
+        }
+    }
+    let upstream = UpstreamClients(tlsConfiguration: upstreamTLS)
     let limiter = TokenLimiter()
     // Webhooks and management APIs: one client, redirects never followed (a redirect must not carry a credential elsewhere).
     let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(

@@ -25,6 +25,8 @@ public struct TollgateConfiguration: Sendable {
     public var credentials: [String: String] = [:]
     /// Pool size of the PostgreSQL client.
     public var databaseConnections: Int = 10
+    /// PEM certificates trusted for `https` backends besides the system's roots (a private CA in front of an internal gateway).
+    public var upstreamCAFile: String?
 
     public init() {}
 
@@ -69,6 +71,12 @@ public struct TollgateConfiguration: Sendable {
         if let seconds = try int("TOLLGATE_CATALOG_REFRESH_SECONDS", 1...3600) { catalogRefreshInterval = .seconds(seconds) }
         if let bytes = try int("TOLLGATE_MAX_REQUEST_BYTES", 1024...(1 << 30)) { maximumRequestBytes = bytes }
         if let connections = try int("TOLLGATE_DATABASE_CONNECTIONS", 2...200) { databaseConnections = connections }
+        if let file = environment["TOLLGATE_UPSTREAM_CA_FILE"], !file.isEmpty {
+            guard FileManager.default.isReadableFile(atPath: file) else {
+                throw ConfigurationError(variable: "TOLLGATE_UPSTREAM_CA_FILE", message: "cannot read '\(file)'")
+            }
+            upstreamCAFile = file
+        }
     }
 
     /// The settings as safe-to-log metadata (no secrets: the database password and tokens are redacted by type).

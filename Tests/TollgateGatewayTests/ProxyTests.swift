@@ -4,10 +4,12 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOHTTP1
+import NIOSSL
 import Testing
 import TollgateCore
 import TollgateGateway
 import TollgateServer
+import TollgateStore
 import TollgateTestSupport
 
 private let chatBody = #"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello"}]}"#
@@ -203,6 +205,49 @@ private let chatBody = #"{"model":"gpt-4o-mini","messages":[{"role":"user","cont
             #expect(row.usageSource == "estimated")
             #expect(row.promptTokens == 4)
             #expect((1...3).contains(row.completionTokens))  // cut off before the fourth piece
+        }
+    }
+
+    @Test func httpsUpstreamIsVerifiedAgainstTheSystemRootsAndTheConfiguredCA() async throws {
+        // A self-signed certificate for localhost: refused by default, trusted through TOLLGATE_UPSTREAM_CA_FILE.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-tls-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let certificate = directory.appendingPathComponent("cert.pem").path
+        let key = directory.appendingPathComponent("key.pem").path
+        let made = try ChildProcess.run("/usr/bin/env", [
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", certificate,
+            "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+        ], environment: ProcessInfo.processInfo.environment)
+        try #require(made.status == 0, "openssl: \(made.output)")
+        let serverTLS = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+
+        let upstream = FakeOpenAIUpstream()
+        try await upstream.run(tls: serverTLS) { port in
+            let keys = try await GatewayHarness.prepare(GatewayHarness.document(upstreamPort: port, scheme: "https"))
+            var configuration = try await GatewayHarness.configuration()
+            try await GatewayHarness.withLiveGateway(configuration: configuration) { client, _ in
+                try await client.execute(uri: "/v1/chat/completions", method: .post, headers: .bearer(keys["sub-a"]!), body: .json(chatBody)) { response in
+                    #expect(response.status == .badGateway)
+                }
+            }
+            #expect(upstream.requests.isEmpty)
+            configuration.upstreamCAFile = certificate
+            try await GatewayHarness.withLiveGateway(configuration: configuration) { client, runtime in
+                for _ in 0..<3 {  // the second and third reuse the pooled TLS connection
+                    try await client.execute(uri: "/v1/chat/completions", method: .post, headers: .bearer(keys["sub-a"]!), body: .json(chatBody)) { response in
+                        #expect(response.status == .ok)
+                        #expect(String(buffer: response.body).contains(#""total_tokens":18"#))
+                    }
+                }
+                await runtime.writer.flush()
+            }
+            #expect(upstream.requests.count == 3)
+            let rows = try await GatewayHarness.usageRows()
+            #expect(rows.filter { $0.httpStatus == 200 && $0.usageSource == "reported" && $0.totalTokens == 18 }.count == 3)
+            #expect(rows.filter { $0.httpStatus == 502 && $0.usageSource == "missing" }.count == 1)
         }
     }
 

@@ -2,6 +2,8 @@ import Foundation
 import Logging
 import HTTPTypes
 import Hummingbird
+import HummingbirdTLS
+import NIOSSL
 import NIOCore
 import ServiceLifecycle
 import Synchronization
@@ -39,7 +41,8 @@ public final class FakeOpenAIUpstream: Sendable {
     public static let contentPieces = ["Hello", " from", " the", " fake"]
 
     /// Runs the fake on 127.0.0.1 (a free port) for the duration of `body`.
-    public func run<T: Sendable>(_ body: @Sendable (_ port: Int) async throws -> T) async throws -> T {
+    /// With `tls`, it serves HTTPS instead.
+    public func run<T: Sendable>(tls: TLSConfiguration? = nil, _ body: @Sendable (_ port: Int) async throws -> T) async throws -> T {
         let router = Router()
         router.post("v1/chat/completions") { request, context in try await self.chat(request: request, context: context) }
         router.post("openai/deployments/:deployment/chat/completions") { request, context in try await self.chat(request: request, context: context) }
@@ -48,7 +51,8 @@ public final class FakeOpenAIUpstream: Sendable {
         var logger = Logger(label: "fake-upstream")
         logger.logLevel = .critical
         let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            router: router, server: try tls.map { try .tls(.http1(), tlsConfiguration: $0) } ?? .http1(),
+            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
             onServerRunning: { channel in portContinuation.yield(channel.localAddress?.port ?? 0) }, logger: logger)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             let serviceGroup = ServiceGroup(configuration: .init(services: [app], logger: app.logger))

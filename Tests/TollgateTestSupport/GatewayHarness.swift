@@ -29,11 +29,11 @@ public enum GatewayHarness {
 
     /// A document with an `openai` backend and an `azure` backend, both pointing at `upstreamPort`, and subscriptions
     /// `sub-a` (team search) and `sub-b` (team support).
-    public static func document(upstreamPort: Int, readTimeoutSeconds: Int = 5) -> PolicyDocument {
+    public static func document(upstreamPort: Int, readTimeoutSeconds: Int = 5, scheme: String = "http") -> PolicyDocument {
         PolicyDocument(
             backends: [
                 BackendSpec(
-                    name: "fake-openai", kind: .openai, baseURL: "http://127.0.0.1:\(upstreamPort)/v1", credentialEnv: "UPSTREAM_KEY",
+                    name: "fake-openai", kind: .openai, baseURL: "\(scheme)://\(scheme == "https" ? "localhost" : "127.0.0.1"):\(upstreamPort)/v1", credentialEnv: "UPSTREAM_KEY",
                     deployments: ["gpt-4o-mini", "no-usage", "rate-limited", "server-error", "broken-stream", "slow", "slow-stream", "text-embedding-3-small"]
                         .map { DeploymentSpec(name: $0, model: $0) },
                     readTimeoutSeconds: readTimeoutSeconds),
