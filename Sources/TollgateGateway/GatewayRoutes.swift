@@ -70,10 +70,7 @@ public struct GatewayRoutes: Sendable {
     func authenticate(_ headers: HTTPFields) async throws -> Caller {
         var presented = headers[.apiKey] ?? headers[.apimSubscriptionKey]
         if presented == nil, let authorization = headers[.authorization] {
-            let parts = authorization.split(separator: " ", maxSplits: 1)
-            if parts.count == 2, parts[0].lowercased() == "bearer" {
-                presented = String(parts[1].drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
-            }
+            presented = Self.bearerToken(authorization)
         }
         guard let presented, !presented.isEmpty else { throw GatewayError.missingKey }
         guard let (key, snapshot) = await catalog.key(forHash: KeyStore.hash(presented)),
@@ -83,6 +80,19 @@ public struct GatewayRoutes: Sendable {
             throw GatewayError.subscriptionInactive(subscription.id, state: subscription.state, reason: subscription.stateReason)
         }
         return Caller(key: key, subscription: subscription, snapshot: snapshot)
+    }
+
+    /// The token of an `Authorization: Bearer <token>` value (scheme case-insensitive, blanks around the token ignored).
+    static func bearerToken(_ authorization: String) -> String? {
+        let bytes = authorization.utf8
+        guard bytes.count > 7, bytes.prefix(6).map({ $0 | 0x20 }) == Array("bearer".utf8), bytes.dropFirst(6).first == UInt8(ascii: " ") else {
+            return nil
+        }
+        let isBlank = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        var token = bytes.dropFirst(7)
+        while let first = token.first, isBlank(first) { token = token.dropFirst() }
+        while let last = token.last, isBlank(last) { token = token.dropLast() }
+        return token.isEmpty ? nil : String(Substring(token))
     }
 
     func models(request: Request, context: some RequestContext) async throws -> Response {
@@ -125,9 +135,10 @@ public struct GatewayRoutes: Sendable {
         let startedAt = Date()
         let requestID = UUIDv7.make(at: startedAt)
         var logger = context.logger
-        logger[metadataKey: "tollgate.request_id"] = "\(requestID)"
+        // Rendered only if something is logged.
+        logger[metadataKey: "tollgate.request_id"] = .stringConvertible(requestID)
         let caller = try await authenticate(request.headers)
-        logger[metadataKey: "subscription.id"] = "\(caller.subscription.id)"
+        logger[metadataKey: "subscription.id"] = .stringConvertible(caller.subscription.id)
         let limits = caller.subscription.product.flatMap { caller.snapshot.products[$0]?.limits }
         if let limits { try limiter.admit(caller.subscription, limits: limits) }
 
@@ -246,7 +257,7 @@ public struct GatewayRoutes: Sendable {
             // The read timeout bounds each wait for bytes; a reply that keeps trickling in is not cut off.
             response = try await upstream.execute(
                 target, headers: upstreamHeaders, body: body, connectTimeoutSeconds: backend.connectTimeoutSeconds,
-                readTimeoutSeconds: backend.readTimeoutSeconds)
+                readTimeoutSeconds: backend.readTimeoutSeconds, collectingUpTo: metering.streamed ? nil : configuration.maximumResponseBytes)
         } catch {
             let failure = UpstreamFailure(error)
             logger.warning("Upstream request failed", metadata: ["backend": "\(backend.name)", "error": "\(error)"])
@@ -444,7 +455,25 @@ extension String {
 }
 
 extension UUID {
-    var lowercasedString: String { uuidString.lowercased() }
+    /// `uuidString.lowercased()`, written directly (it is on every reply, as `x-request-id`).
+    var lowercasedString: String {
+        let hex = Array("0123456789abcdef".utf8)
+        return withUnsafeBytes(of: uuid) { bytes in
+            String(unsafeUninitializedCapacity: 36) { out in
+                var at = 0
+                for (index, byte) in bytes.enumerated() {
+                    if index == 4 || index == 6 || index == 8 || index == 10 {
+                        out[at] = UInt8(ascii: "-")
+                        at += 1
+                    }
+                    out[at] = hex[Int(byte >> 4)]
+                    out[at + 1] = hex[Int(byte & 0x0F)]
+                    at += 2
+                }
+                return at
+            }
+        }
+    }
 }
 
 extension ByteBuffer {

@@ -39,12 +39,14 @@ public final class UpstreamClients: Service, Sendable {
         let readTimeoutSeconds: Int
     }
 
-    /// Sends one request and returns once the reply's head has arrived; its body follows in `response.body`.
+    /// Sends one request and returns once the reply's head has arrived; its body follows in `response.body`. With
+    /// `collectingUpTo`, it returns only when the whole reply has arrived, its body in one buffer (a request that did
+    /// not ask for a stream: no per-chunk hand-over to wait for).
     /// A reused connection that the upstream had closed while idle is replaced, and the request sent again, only when
     /// no byte of a reply had come back on it (as Go's net/http does); any other failure is thrown.
     func execute(
         _ target: UpstreamTarget, method: HTTPMethod = .POST, headers: HTTPHeaders, body: ByteBuffer, connectTimeoutSeconds: Int,
-        readTimeoutSeconds: Int
+        readTimeoutSeconds: Int, collectingUpTo collectLimit: Int? = nil
     ) async throws -> UpstreamResponse {
         var head = HTTPRequestHead(version: .http1_1, method: method, uri: target.pathAndQuery, headers: headers)
         head.headers.replaceOrAdd(name: "host", value: target.hostHeader)
@@ -52,22 +54,26 @@ public final class UpstreamClients: Service, Sendable {
         let key = PoolKey(endpoint: target.endpoint, readTimeoutSeconds: readTimeoutSeconds)
         while let connection = checkOut(key) {
             do {
-                return try await connection.send(head, body: body)
+                return try await connection.send(head, body: body, collectLimit: collectLimit)
             } catch UpstreamClientError.closedBeforeReply {
                 continue  // closed while idle: try the next one, or a new connection
             }
         }
         let connection = try await connect(key, connectTimeoutSeconds: connectTimeoutSeconds)
-        return try await connection.send(head, body: body)
+        return try await connection.send(head, body: body, collectLimit: collectLimit)
     }
 
     private func checkOut(_ key: PoolKey) -> UpstreamConnection? {
         let here = MultiThreadedEventLoopGroup.currentEventLoop.map { ObjectIdentifier($0 as AnyObject) }
         return pool.withLock { pool in
-            guard var byLoop = pool[key] else { return nil }
-            defer { pool[key] = byLoop }
-            for loop in [here].compactMap({ $0 }) + byLoop.keys where loop != here || byLoop[loop] != nil {
-                while let connection = byLoop[loop]?.popLast() {
+            // Popped in place: the lists are never copied.
+            if let here {
+                while let connection = pool[key]?[here]?.popLast() {
+                    if connection.channel.isActive { return connection }
+                }
+            }
+            for loop in pool[key].map({ Array($0.keys) }) ?? [] {
+                while let connection = pool[key]?[loop]?.popLast() {
                     if connection.channel.isActive { return connection }
                 }
             }
@@ -235,18 +241,43 @@ struct UpstreamResponse: Sendable {
 }
 
 /// The body of a reply: an async sequence of the byte buffers as they are read, with back-pressure (reading from the
-/// upstream pauses while the consumer lags). Abandoning it before its end closes the connection.
+/// upstream pauses while the consumer lags), or the whole body at once when it was collected. Abandoning a streamed
+/// body before its end closes the connection.
 struct UpstreamResponseBody: AsyncSequence, Sendable {
     typealias Element = ByteBuffer
     typealias Producer = NIOThrowingAsyncSequenceProducer<
         ByteBuffer, any Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, UpstreamBodyDelegate
     >
-    let producer: Producer
+    enum Storage: Sendable {
+        case streamed(Producer)
+        case collected(ByteBuffer)
+    }
+    let storage: Storage
 
-    func makeAsyncIterator() -> Producer.AsyncIterator { producer.makeAsyncIterator() }
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var streamed: Producer.AsyncIterator?
+        var collected: ByteBuffer?
+
+        mutating func next() async throws -> ByteBuffer? {
+            if let streamed { return try await self.streamed!.next() }
+            defer { collected = nil }
+            return collected.flatMap { $0.readableBytes > 0 ? $0 : nil }
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator {
+        switch storage {
+        case .streamed(let producer): AsyncIterator(streamed: producer.makeAsyncIterator())
+        case .collected(let buffer): AsyncIterator(collected: buffer)
+        }
+    }
 
     /// The whole body, refused past `maximumBytes`.
     func collect(upTo maximumBytes: Int) async throws -> ByteBuffer {
+        if case .collected(let buffer) = storage {
+            guard buffer.readableBytes <= maximumBytes else { throw UpstreamClientError.replyTooLarge(maximumBytes) }
+            return buffer
+        }
         var collected = ByteBuffer()
         for try await var chunk in self {
             guard collected.readableBytes + chunk.readableBytes <= maximumBytes else { throw UpstreamClientError.replyTooLarge(maximumBytes) }
@@ -286,11 +317,15 @@ final class UpstreamConnection: Sendable {
         self.handler = handler
     }
 
-    func send(_ head: HTTPRequestHead, body: ByteBuffer) async throws -> UpstreamResponse {
+    func send(_ head: HTTPRequestHead, body: ByteBuffer, collectLimit: Int?) async throws -> UpstreamResponse {
         let promise = channel.eventLoop.makePromise(of: UpstreamResponse.self)
         let handler = self.handler
         return try await withTaskCancellationHandler {
-            handler.eventLoop.execute { handler.value.start(head, body: body, promise: promise, handler: handler) }
+            if handler.eventLoop.inEventLoop {
+                handler.value.start(head, body: body, collectLimit: collectLimit, promise: promise, handler: handler)
+            } else {
+                handler.eventLoop.execute { handler.value.start(head, body: body, collectLimit: collectLimit, promise: promise, handler: handler) }
+            }
             return try await promise.futureResult.get()
         } onCancel: {
             handler.eventLoop.execute { handler.value.cancel(promise) }
@@ -305,8 +340,10 @@ final class UpstreamConnectionHandler: ChannelInboundHandler {
 
     private enum State {
         case idle
-        case awaitingHead(EventLoopPromise<UpstreamResponse>, handler: NIOLoopBound<UpstreamConnectionHandler>)
+        case awaitingHead(EventLoopPromise<UpstreamResponse>, handler: NIOLoopBound<UpstreamConnectionHandler>, collectLimit: Int?)
         case body(UpstreamResponseBody.Producer.Source, keepAlive: Bool)
+        /// Collecting the whole reply before handing it over.
+        case collecting(EventLoopPromise<UpstreamResponse>, HTTPResponseHead, ByteBuffer, limit: Int)
         /// The reply is still arriving but nobody reads it any more: the connection is closed.
         case closed
     }
@@ -321,14 +358,17 @@ final class UpstreamConnectionHandler: ChannelInboundHandler {
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
-    func start(_ head: HTTPRequestHead, body: ByteBuffer, promise: EventLoopPromise<UpstreamResponse>, handler: NIOLoopBound<UpstreamConnectionHandler>) {
+    func start(
+        _ head: HTTPRequestHead, body: ByteBuffer, collectLimit: Int?, promise: EventLoopPromise<UpstreamResponse>,
+        handler: NIOLoopBound<UpstreamConnectionHandler>
+    ) {
         guard case .idle = state, let context, context.channel.isActive else {
             promise.fail(UpstreamClientError.closedBeforeReply)
             return
         }
         exchange &+= 1
         paused = false
-        state = .awaitingHead(promise, handler: handler)
+        state = .awaitingHead(promise, handler: handler, collectLimit: collectLimit)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
@@ -337,31 +377,56 @@ final class UpstreamConnectionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
-            guard case .awaitingHead(let promise, let handler) = state else { return }
+            guard case .awaitingHead(let promise, let handler, let collectLimit) = state else { return }
+            if let collectLimit {
+                state = .collecting(promise, head, ByteBuffer(), limit: collectLimit)
+                return
+            }
             let sequence = UpstreamResponseBody.Producer.makeSequence(
                 elementType: ByteBuffer.self, failureType: (any Error).self,
                 backPressureStrategy: .init(lowWatermark: 2, highWatermark: 16), finishOnDeinit: false,
                 delegate: UpstreamBodyDelegate(handler: handler, exchange: exchange))
             state = .body(sequence.source, keepAlive: head.isKeepAlive)
-            promise.succeed(UpstreamResponse(status: head.status, headers: head.headers, body: UpstreamResponseBody(producer: sequence.sequence)))
-        case .body(let buffer):
-            guard case .body(let source, _) = state else { return }
-            if case .stopProducing = source.yield(buffer) {
-                paused = true
-                context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
-            }
-        case .end:
-            guard case .body(let source, let keepAlive) = state else {
-                if case .closed = state { state = .idle }
+            promise.succeed(UpstreamResponse(status: head.status, headers: head.headers, body: UpstreamResponseBody(storage: .streamed(sequence.sequence))))
+        case .body(var buffer):
+            switch state {
+            case .body(let source, _):
+                if case .stopProducing = source.yield(buffer) {
+                    paused = true
+                    context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+                }
+            case .collecting(let promise, let head, var collected, let limit):
+                guard collected.readableBytes + buffer.readableBytes <= limit else {
+                    state = .closed
+                    promise.fail(UpstreamClientError.replyTooLarge(limit))
+                    context.close(promise: nil)
+                    return
+                }
+                state = .idle  // let `collected` be uniquely referenced while it grows
+                if collected.readableBytes == 0 { collected = buffer } else { collected.writeBuffer(&buffer) }
+                state = .collecting(promise, head, collected, limit: limit)
+            default:
                 return
             }
-            state = .idle
-            source.finish()
-            if paused {
-                paused = false
-                context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+        case .end:
+            switch state {
+            case .body(let source, let keepAlive):
+                state = .idle
+                source.finish()
+                if paused {
+                    paused = false
+                    context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+                }
+                if keepAlive { release?() } else { context.close(promise: nil) }
+            case .collecting(let promise, let head, let collected, _):
+                state = .idle
+                if head.isKeepAlive { release?() } else { context.close(promise: nil) }
+                promise.succeed(UpstreamResponse(status: head.status, headers: head.headers, body: UpstreamResponseBody(storage: .collected(collected))))
+            case .closed:
+                state = .idle
+            default:
+                return
             }
-            if keepAlive { release?() } else { context.close(promise: nil) }
         }
     }
 
@@ -381,7 +446,11 @@ final class UpstreamConnectionHandler: ChannelInboundHandler {
 
     /// The waiting request was cancelled before the reply's head came.
     func cancel(_ promise: EventLoopPromise<UpstreamResponse>) {
-        guard case .awaitingHead(let waiting, _) = state, waiting.futureResult === promise.futureResult else { return }
+        switch state {
+        case .awaitingHead(let waiting, _, _) where waiting.futureResult === promise.futureResult: break
+        case .collecting(let waiting, _, _, _) where waiting.futureResult === promise.futureResult: break
+        default: return
+        }
         fail(UpstreamClientError.cancelled)
         context?.close(promise: nil)
     }
@@ -392,7 +461,7 @@ final class UpstreamConnectionHandler: ChannelInboundHandler {
             return
         }
         switch state {
-        case .awaitingHead, .body:
+        case .awaitingHead, .body, .collecting:
             guard !paused else { return }
             fail(UpstreamClientError.readTimeout)
             context.close(promise: nil)
@@ -424,7 +493,7 @@ final class UpstreamConnectionHandler: ChannelInboundHandler {
 
     private func fail(_ error: UpstreamClientError) {
         switch state {
-        case .awaitingHead(let promise, _):
+        case .awaitingHead(let promise, _, _), .collecting(let promise, _, _, _):
             state = .closed
             promise.fail(error)
         case .body(let source, _):

@@ -1,0 +1,25 @@
+import Foundation
+import Testing
+
+@testable import TollgateGateway
+
+/// What the gateway reads from and writes into headers on every request.
+@Suite struct HeaderValueTests {
+    @Test func requestIDsAreLowercaseUUIDs() {
+        for _ in 0..<1000 {
+            let id = UUID()
+            #expect(id.lowercasedString == id.uuidString.lowercased())
+        }
+    }
+
+    @Test func theTokenOfABearerAuthorization() {
+        #expect(GatewayRoutes.bearerToken("Bearer tgk_abc") == "tgk_abc")
+        #expect(GatewayRoutes.bearerToken("bearer  tgk_abc \t") == "tgk_abc")
+        #expect(GatewayRoutes.bearerToken("BEARER\ttgk_abc") == nil)  // the scheme is followed by a space
+        #expect(GatewayRoutes.bearerToken("Bearer ") == nil)
+        #expect(GatewayRoutes.bearerToken("Bearer    ") == nil)
+        #expect(GatewayRoutes.bearerToken("Basic dXNlcjpwYXNz") == nil)
+        #expect(GatewayRoutes.bearerToken("Bearertgk_abc") == nil)
+        #expect(GatewayRoutes.bearerToken("Bearer é-ü") == "é-ü")
+    }
+}
