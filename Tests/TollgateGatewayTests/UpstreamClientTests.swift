@@ -1,0 +1,152 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Testing
+
+@testable import TollgateGateway
+
+/// The gateway's upstream client against a scripted HTTP/1.1 server: keep-alive reuse, upstreams that close
+/// connections, chunked and oversized replies, and a reply that stalls.
+@Suite struct UpstreamClientTests {
+    /// Answers each request with the reply `script` gives for its index (counted over all connections).
+    final class ScriptedServer: Sendable {
+        enum Reply: Sendable {
+            /// Writes these bytes; closes the connection afterwards when `close`.
+            case raw(String, close: Bool)
+        }
+        let script: @Sendable (Int) -> Reply
+        let connections = NIOLockedValueBox(0)
+        let requests = NIOLockedValueBox(0)
+
+        init(_ script: @escaping @Sendable (Int) -> Reply) { self.script = script }
+
+        final class Handler: ChannelInboundHandler {
+            typealias InboundIn = HTTPServerRequestPart
+            let server: ScriptedServer
+            init(server: ScriptedServer) { self.server = server }
+            func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+                guard case .end = unwrapInboundIn(data) else { return }
+                let index = server.requests.withLockedValue { value in
+                    defer { value += 1 }
+                    return value
+                }
+                switch server.script(index) {
+                case .raw(let text, let close):
+                    let written = context.writeAndFlush(NIOAny(ByteBuffer(string: text)))
+                    if close { written.whenComplete { _ in context.close(promise: nil) } }
+                }
+            }
+        }
+
+        func run<T: Sendable>(_ body: @Sendable (Int) async throws -> T) async throws -> T {
+            let channel = try await ServerBootstrap(group: NIOSingletons.posixEventLoopGroup)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelInitializer { channel in
+                    self.connections.withLockedValue { $0 += 1 }
+                    return channel.eventLoop.makeCompletedFuture {
+                        // Decoder only: replies are written as raw bytes.
+                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
+                        try channel.pipeline.syncOperations.addHandler(Handler(server: self))
+                    }
+                }
+                .bind(host: "127.0.0.1", port: 0).get()
+            do {
+                let result = try await body(channel.localAddress!.port!)
+                try await channel.close()
+                return result
+            } catch {
+                try? await channel.close()
+                throw error
+            }
+        }
+    }
+
+    static func ok(_ body: String, extraHeaders: String = "") -> String {
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n\(extraHeaders)\r\n\(body)"
+    }
+
+    func send(_ client: UpstreamClients, port: Int, collect: Int? = 1 << 20, readTimeout: Int = 5) async throws -> (Int, String) {
+        let target = try #require(UpstreamTarget(url: "http://127.0.0.1:\(port)/v1/chat/completions"))
+        let response = try await client.execute(
+            target, headers: ["content-type": "application/json"], body: ByteBuffer(string: "{}"), connectTimeoutSeconds: 2,
+            readTimeoutSeconds: readTimeout, collectingUpTo: collect)
+        let body = try await response.body.collect(upTo: 1 << 20)
+        return (Int(response.status.code), String(buffer: body))
+    }
+
+    @Test func keepAliveConnectionsAreReusedAndStreamedBodiesArriveWhole() async throws {
+        let server = ScriptedServer { index in .raw(Self.ok(#"{"n":\#(index)}"#), close: false) }
+        let client = UpstreamClients()
+        try await server.run { port in
+            for index in 0..<3 {
+                let (status, body) = try await send(client, port: port, collect: index == 1 ? nil : 1 << 20)
+                #expect(status == 200 && body == #"{"n":\#(index)}"#)
+            }
+        }
+        #expect(server.connections.withLockedValue { $0 } == 1)
+    }
+
+    @Test func connectionsTheUpstreamClosesAreReplacedWithoutFailingARequest() async throws {
+        // Even replies say `connection: close`; odd ones close the connection right after replying, as an upstream's
+        // idle timeout would, without saying so.
+        let server = ScriptedServer { index in
+            index % 2 == 0 ? .raw(Self.ok("a", extraHeaders: "connection: close\r\n"), close: true) : .raw(Self.ok("b"), close: true)
+        }
+        let client = UpstreamClients()
+        try await server.run { port in
+            for index in 0..<6 {
+                if index % 2 == 1 { try await Task.sleep(for: .milliseconds(50)) }  // let the close land sometimes, not always
+                let (status, body) = try await send(client, port: port)
+                #expect(status == 200 && body == (index % 2 == 0 ? "a" : "b"))
+            }
+        }
+        #expect(server.requests.withLockedValue { $0 } == 6)  // nothing sent twice
+        #expect(server.connections.withLockedValue { $0 } == 6)
+    }
+
+    @Test func chunkedRepliesAreDecodedAndOversizedOnesRefused() async throws {
+        let chunked = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+        let server = ScriptedServer { index in .raw(chunked, close: false) }
+        let client = UpstreamClients()
+        try await server.run { port in
+            let first = try await send(client, port: port)
+            #expect(first.0 == 200 && first.1 == "hello world")
+            let streamed = try await send(client, port: port, collect: nil)
+            #expect(streamed.0 == 200 && streamed.1 == "hello world")
+            await #expect(throws: UpstreamClientError.replyTooLarge(8)) { try await send(client, port: port, collect: 8) }
+            // The oversized reply's connection was closed, not reused mid-reply: the next request works.
+            let after = try await send(client, port: port)
+            #expect(after.0 == 200 && after.1 == "hello world")
+        }
+    }
+
+    @Test func aReplyThatStallsTimesOutAndUnreachableUpstreamsFailToConnect() async throws {
+        let server = ScriptedServer { _ in .raw("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"partial\":", close: false) }
+        let client = UpstreamClients()
+        try await server.run { port in
+            await #expect(throws: UpstreamClientError.readTimeout) { try await send(client, port: port, readTimeout: 1) }
+        }
+        await #expect {
+            try await send(client, port: 1)
+        } throws: { error in
+            if case .connectFailed = error as? UpstreamClientError { return true }
+            return false
+        }
+    }
+
+    @Test func upstreamURLsAreSplitIntoAddressRequestLineAndHost() {
+        let plain = UpstreamTarget(url: "http://10.0.0.1:8000/v1/chat/completions")
+        #expect(plain?.endpoint == UpstreamEndpoint(tls: false, host: "10.0.0.1", port: 8000))
+        #expect(plain?.pathAndQuery == "/v1/chat/completions" && plain?.hostHeader == "10.0.0.1:8000")
+        let azure = UpstreamTarget(url: "https://res.openai.azure.com/openai/deployments/gpt/chat/completions?api-version=2024-10-21")
+        #expect(azure?.endpoint == UpstreamEndpoint(tls: true, host: "res.openai.azure.com", port: 443))
+        #expect(azure?.pathAndQuery == "/openai/deployments/gpt/chat/completions?api-version=2024-10-21")
+        #expect(UpstreamTarget(url: "http://[::1]:9000")?.endpoint == UpstreamEndpoint(tls: false, host: "::1", port: 9000))
+        #expect(UpstreamTarget(url: "http://[::1]:9000")?.pathAndQuery == "/")
+        #expect(UpstreamTarget(url: "http://host?x=1")?.pathAndQuery == "/?x=1")
+        for bad in ["ftp://host/", "http://", "http://user@host/", "http://host:0/", "http://host:99999/", "http://host/#frag", "host/path"] {
+            #expect(UpstreamTarget(url: bad) == nil, "\(bad)")
+        }
+    }
+}
