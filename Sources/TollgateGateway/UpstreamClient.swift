@@ -412,12 +412,13 @@ final class UpstreamConnectionHandler: ChannelInboundHandler {
             switch state {
             case .body(let source, let keepAlive):
                 state = .idle
-                source.finish()
                 if paused {
                     paused = false
                     context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
                 }
+                // Back in the pool before the consumer learns the body ended, so its next request finds it there.
                 if keepAlive { release?() } else { context.close(promise: nil) }
+                source.finish()
             case .collecting(let promise, let head, let collected, _):
                 state = .idle
                 if head.isKeepAlive { release?() } else { context.close(promise: nil) }
