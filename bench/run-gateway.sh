@@ -274,11 +274,11 @@ for command in sorted(after, key=lambda c: after[c] - before.get(c, 0), reverse=
 PY
         [ "${PERF:-1}" = 1 ] || exit 0
         echo; echo "## flat (self time, symbols >= 0.3 %)"
-        perf report -i "$RUN/perf.data" --no-children --percent-limit 0.3 --stdio -g none 2>/dev/null | grep -v '^$'
+        perf report -i "$RUN/perf.data" --no-children --percent-limit 0.3 --stdio -g none 2>/dev/null | grep -v "^$" | sed "s/[[:space:]]*$//"
         echo; echo "## by shared object (self time)"
         perf report -i "$RUN/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$'
         echo; echo "## inclusive (children, >= 2 %)"
-        perf report -i "$RUN/perf.data" --children --percent-limit 2 --stdio -g none 2>/dev/null | grep -v '^$'
+        perf report -i "$RUN/perf.data" --children --percent-limit 2 --stdio -g none 2>/dev/null | grep -v "^$" | sed "s/[[:space:]]*$//"
     } >"$PROFILE_OUT"
     [ -z "${KEEP_PERF_DATA:-}" ] || cp "$RUN/perf.data" "$KEEP_PERF_DATA"
     log "profile written to $PROFILE_OUT"

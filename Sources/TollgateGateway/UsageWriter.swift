@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Metrics
 import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import Synchronization
 import TollgateCore
@@ -82,12 +83,19 @@ public final class UsageWriter: Service, Sendable {
         }
     }
 
+    /// Runs file work that may block (fsync, reading a segment) on NIO's thread pool: tasks share the event loops'
+    /// threads with the sockets (`tollgate serve` runs Swift concurrency on them), which must never wait on a disk.
+    static func offEventLoop<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await NIOThreadPool.singleton.runIfActive(body)
+    }
+
     /// Seals the active segment and loads every sealed one. Returns false if PostgreSQL refused.
     @discardableResult
     public func flush() async -> Bool {
         let segments: [URL]
         do {
-            segments = try spool.seal()
+            let spool = self.spool
+            segments = try await Self.offEventLoop { try spool.seal() }
         } catch {
             spoolErrors.increment()
             logger.error("Usage spool could not be sealed", metadata: ["error": "\(error)"])
@@ -100,7 +108,8 @@ public final class UsageWriter: Service, Sendable {
             var files: [URL] = []
             var bytes = 0
             while index < segments.count && (files.isEmpty || bytes < maximumTransactionBytes) {
-                guard let data = try? Data(contentsOf: segments[index]) else { index += 1; continue }
+                let segment = segments[index]
+                guard let data = try? await Self.offEventLoop({ try Data(contentsOf: segment) }) else { index += 1; continue }
                 chunk.append(ByteBuffer(bytes: data))
                 files.append(segments[index])
                 bytes += data.count
@@ -119,7 +128,8 @@ public final class UsageWriter: Service, Sendable {
                     return try await group.next()!
                 }
                 loaded.increment(by: inserted)
-                for file in files { try? FileManager.default.removeItem(at: file) }
+                let loadedFiles = files
+                try? await Self.offEventLoop { for file in loadedFiles { try? FileManager.default.removeItem(at: file) } }
                 let recovered = health.withLock { state -> Bool in
                     defer { state.failing = false; state.lastSuccess = Date() }
                     return state.failing
