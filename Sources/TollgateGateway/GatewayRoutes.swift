@@ -119,6 +119,11 @@ public struct GatewayRoutes: Sendable {
         var requestBody: [UInt8]
         var limits: ProductLimits?
 
+        /// What identifies the request in a log line.
+        func logMetadata(_ extra: Logger.Metadata) -> Logger.Metadata {
+            extra.merging(["tollgate.request_id": .stringConvertible(requestID), "subscription.id": .stringConvertible(subscription.id)]) { $1 }
+        }
+
         /// About four characters a token of the request's text; used only when the upstream reports no usage.
         var estimatedPromptTokens: Int { UsageExtraction.estimatedPromptTokens(requestBody: requestBody) }
 
@@ -134,11 +139,10 @@ public struct GatewayRoutes: Sendable {
     func proxy(_ operation: OpenAIOperation, deployment pathDeployment: String?, request: Request, context: some RequestContext) async throws -> Response {
         let startedAt = Date()
         let requestID = UUIDv7.make(at: startedAt)
-        var logger = context.logger
-        // Rendered only if something is logged.
-        logger[metadataKey: "tollgate.request_id"] = .stringConvertible(requestID)
+        // The request id and subscription go into the few log lines the proxy writes (`Metering.logMetadata`), not
+        // into the logger: a log handler may render its metadata whenever it changes, on every request.
+        let logger = context.logger
         let caller = try await authenticate(request.headers)
-        logger[metadataKey: "subscription.id"] = .stringConvertible(caller.subscription.id)
         let limits = caller.subscription.product.flatMap { caller.snapshot.products[$0]?.limits }
         if let limits { try limiter.admit(caller.subscription, limits: limits) }
 
@@ -219,7 +223,7 @@ public struct GatewayRoutes: Sendable {
         var credential: String?
         if let env = backend.credentialEnv {
             guard let value = configuration.credentials[env], !value.isEmpty else {
-                logger.error("Backend credential missing", metadata: ["backend": "\(backend.name)", "backend.credential_env": "\(env)"])
+                logger.error("Backend credential missing", metadata: metering.logMetadata(["backend": "\(backend.name)", "backend.credential_env": "\(env)"]))
                 throw GatewayError.backendMisconfigured
             }
             credential = value
@@ -260,7 +264,7 @@ public struct GatewayRoutes: Sendable {
                 readTimeoutSeconds: backend.readTimeoutSeconds, collectingUpTo: metering.streamed ? nil : configuration.maximumResponseBytes)
         } catch {
             let failure = UpstreamFailure(error)
-            logger.warning("Upstream request failed", metadata: ["backend": "\(backend.name)", "error": "\(error)"])
+            logger.warning("Upstream request failed", metadata: metering.logMetadata(["backend": "\(backend.name)", "error": "\(error)"]))
             land(metering.event(status: Int(failure.gatewayError.status.code), responseID: nil, model: nil, usage: .zero, source: .missing), metering: metering)
             var gatewayError = failure.gatewayError
             gatewayError.headers[.xRequestID] = metering.requestID.lowercasedString
@@ -334,7 +338,7 @@ public struct GatewayRoutes: Sendable {
                 try await bodyWriter.finish(nil)
             } catch {
                 streamError = error
-                logger.info("Stream ended early", metadata: ["error": "\(error)", "stream.content_events": "\(meter.contentEvents)"])
+                logger.info("Stream ended early", metadata: metering.logMetadata(["error": "\(error)", "stream.content_events": "\(meter.contentEvents)"]))
             }
             recordStream()
             if let streamError { throw streamError }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Logging
 import NIOCore
 import NIOPosix
 
@@ -29,6 +30,7 @@ struct Tollgate: AsyncParsableCommand {
     /// other task is started. Blocking calls (fsync, waiting for a child process) go to NIO's thread pool instead.
     static func main() async {
         NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        LoggingSystem.bootstrap { label in TollgateLogHandler(label: label) }
         await main(nil)
     }
 }
