@@ -34,6 +34,7 @@ public struct GatewayRoutes: Sendable {
     let upstream: UpstreamClients
     let limiter: TokenLimiter
     let configuration: GatewayConfiguration
+    let upstreamTargets = UpstreamTargetCache()
 
     public init(catalog: GatewayCatalog, writer: UsageWriter, upstream: UpstreamClients, limiter: TokenLimiter, configuration: GatewayConfiguration) {
         self.catalog = catalog
@@ -240,7 +241,7 @@ public struct GatewayRoutes: Sendable {
         case .openai, .mock:
             url = "\(base)/\(operation.pathSuffix)"
         }
-        guard let target = UpstreamTarget(url: url) else { throw GatewayError.backendMisconfigured }
+        guard let target = upstreamTargets.target(for: url) else { throw GatewayError.backendMisconfigured }
         var upstreamHeaders = HTTPHeaders()
         for field in request.headers where !UpstreamHeaders.droppedRequestHeaders.contains(field.name.canonicalName) {
             upstreamHeaders.add(name: field.name.rawName, value: field.value)
@@ -414,6 +415,21 @@ public struct GatewayRoutes: Sendable {
             metrics.promptTokens.increment(by: usage.promptTokens)
             metrics.completionTokens.increment(by: usage.completionTokens)
         }
+    }
+}
+
+/// Upstream URLs split once: a gateway calls the same few URLs over and over.
+final class UpstreamTargetCache: Sendable {
+    private let targets = Mutex<[String: UpstreamTarget]>([:])
+
+    func target(for url: String) -> UpstreamTarget? {
+        if let known = targets.withLock({ $0[url] }) { return known }
+        guard let parsed = UpstreamTarget(url: url) else { return nil }
+        targets.withLock { targets in
+            if targets.count >= 1_024 { targets.removeAll() }  // Azure api-versions come from clients: keep it bounded
+            targets[url] = parsed
+        }
+        return parsed
     }
 }
 
