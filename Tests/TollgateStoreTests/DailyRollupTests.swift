@@ -40,13 +40,10 @@ private func events(_ range: ClosedRange<Int>, _ subscription: SubscriptionID, m
     range.map { event($0, subscription, midnight: midnight) }
 }
 
-// Sums of events 1…50, 51…100, 101…110, and 1…50 plus 101…110.
+// Sums of events 1…50, 51…100, and 1…50 plus 101…110 (101…110 alone: 10, 1055, 2110, 3165, 5, 11).
 private let first50 = Totals(requests: 50, prompt: 1275, completion: 2550, total: 3825, cached: 25, reasoning: 51)
 private let second50 = Totals(requests: 50, prompt: 3775, completion: 7550, total: 11325, cached: 25, reasoning: 49)
-private let late10 = Totals(requests: 10, prompt: 1055, completion: 2110, total: 3165, cached: 5, reasoning: 11)
 private let first50AndLate10 = Totals(requests: 60, prompt: 2330, completion: 4660, total: 6990, cached: 30, reasoning: 62)
-
-
 
 /// The usage writer's two paths. Each test writes its own subscription, so the suite's tests share one database; the
 /// drift check covers every subscription, so it also sees the others' commits (each one exact on its own).
@@ -54,7 +51,8 @@ private let first50AndLate10 = Totals(requests: 60, prompt: 2330, completion: 46
     @Test func theFastPathAddsEachEventToItsUTCDay() async throws {
         try await TestDatabase.withClient { client async throws in
             #expect(try await UsageStore(client: client).insert(events(1...100, "fast"), logger: TestDatabase.logger) == 100)
-            #expect(try await Rollups.daily(client, subscription: "fast", logger: TestDatabase.logger) == ["2026-11-24": first50, "2026-11-25": second50])
+            #expect(
+                try await Rollups.daily(client, subscription: "fast", logger: TestDatabase.logger) == ["2026-11-24": first50, "2026-11-25": second50])
             #expect(try await Rollups.dailyDrift(client, logger: TestDatabase.logger) == [])
             #expect(try await Rollups.corrections(client, subscription: "fast", logger: TestDatabase.logger) == [:])  // nothing is closed
         }
@@ -67,7 +65,10 @@ private let first50AndLate10 = Totals(requests: 60, prompt: 2330, completion: 46
             #expect(try await store.insert(Array(all[0..<60]), logger: TestDatabase.logger) == 60)
             // 41…60 are stored: the fast path's COPY fails and the batch goes through staging, landing 61…100 only.
             #expect(try await store.insert(Array(all[40..<100]), logger: TestDatabase.logger) == 40)
-            #expect(try await Rollups.daily(client, subscription: "staging", logger: TestDatabase.logger) == ["2026-11-24": first50, "2026-11-25": second50])
+            #expect(
+                try await Rollups.daily(client, subscription: "staging", logger: TestDatabase.logger) == [
+                    "2026-11-24": first50, "2026-11-25": second50,
+                ])
             #expect(try await store.insert(Array(all[0..<100]), logger: TestDatabase.logger) == 0)
             // A request id twice in one batch, nothing stored yet: staging again, counted once.
             let repeated = Array(all[100..<110])
@@ -111,7 +112,8 @@ private let first50AndLate10 = Totals(requests: 60, prompt: 2330, completion: 46
     @Test func lateUsageIsBookedOnceAndStillCountsInItsDay() async throws {
         try await TestDatabase.withClient { client async throws in
             let october = try #require(BillingPeriod.month("2026-10"))
-            try await PeriodStore(client: client).close(october, closedBy: "test", now: Date(timeIntervalSince1970: midnightNovember + 86_400), logger: TestDatabase.logger)
+            try await PeriodStore(client: client).close(
+                october, closedBy: "test", now: Date(timeIntervalSince1970: midnightNovember + 86_400), logger: TestDatabase.logger)
             let store = UsageStore(client: client)
 
             let all = events(1...110, "late", midnight: midnightNovember)  // event i is all[i - 1]
@@ -120,12 +122,17 @@ private let first50AndLate10 = Totals(requests: 60, prompt: 2330, completion: 46
             #expect(try await Rollups.corrections(client, subscription: "late", logger: TestDatabase.logger) == ["2026-11 2026-10-31": first50])
             // Staging path: 91…100 are stored, 101…110 are new and fall on 31 October.
             #expect(try await store.insert(Array(all[90..<110]), logger: TestDatabase.logger) == 10)
-            #expect(try await Rollups.corrections(client, subscription: "late", logger: TestDatabase.logger) == ["2026-11 2026-10-31": first50AndLate10])
+            #expect(
+                try await Rollups.corrections(client, subscription: "late", logger: TestDatabase.logger) == ["2026-11 2026-10-31": first50AndLate10])
             // A replay books nothing.
             #expect(try await store.insert(all, logger: TestDatabase.logger) == 0)
-            #expect(try await Rollups.corrections(client, subscription: "late", logger: TestDatabase.logger) == ["2026-11 2026-10-31": first50AndLate10])
+            #expect(
+                try await Rollups.corrections(client, subscription: "late", logger: TestDatabase.logger) == ["2026-11 2026-10-31": first50AndLate10])
 
-            #expect(try await Rollups.daily(client, subscription: "late", logger: TestDatabase.logger) == ["2026-10-31": first50AndLate10, "2026-11-01": second50])
+            #expect(
+                try await Rollups.daily(client, subscription: "late", logger: TestDatabase.logger) == [
+                    "2026-10-31": first50AndLate10, "2026-11-01": second50,
+                ])
             #expect(try await Rollups.dailyDrift(client, logger: TestDatabase.logger) == [])
         }
     }
@@ -180,8 +187,10 @@ private let first50AndLate10 = Totals(requests: 60, prompt: 2330, completion: 46
                 ])
 
             // An update that moves an hour to another day, and one that changes a counter.
-            try await Self.hourly(client, "UPDATE usage_hourly SET hour_start = '2026-11-26 05:00Z' WHERE subscription_id = 'sql' AND hour_start = '2026-11-25 00:00Z'")
-            try await Self.hourly(client, "UPDATE usage_hourly SET requests = requests + 100 WHERE subscription_id = 'sql' AND hour_start = '2026-11-24 23:00Z'")
+            try await Self.hourly(
+                client, "UPDATE usage_hourly SET hour_start = '2026-11-26 05:00Z' WHERE subscription_id = 'sql' AND hour_start = '2026-11-25 00:00Z'")
+            try await Self.hourly(
+                client, "UPDATE usage_hourly SET requests = requests + 100 WHERE subscription_id = 'sql' AND hour_start = '2026-11-24 23:00Z'")
             #expect(
                 try await Rollups.daily(client, subscription: "sql", logger: TestDatabase.logger) == [
                     "2026-11-24": Totals(requests: 119, prompt: 190, completion: 380, total: 570, cached: 19, reasoning: 38),
@@ -190,7 +199,9 @@ private let first50AndLate10 = Totals(requests: 60, prompt: 2330, completion: 46
                 ])
 
             // Deleting every hour of a day leaves no daily row for it; deleting one hour of a day subtracts it.
-            try await Self.hourly(client, "DELETE FROM usage_hourly WHERE subscription_id = 'sql' AND hour_start >= '2026-11-25 00:00Z' AND hour_start < '2026-11-26 00:00Z'")
+            try await Self.hourly(
+                client,
+                "DELETE FROM usage_hourly WHERE subscription_id = 'sql' AND hour_start >= '2026-11-25 00:00Z' AND hour_start < '2026-11-26 00:00Z'")
             try await Self.hourly(client, "DELETE FROM usage_hourly WHERE subscription_id = 'sql' AND hour_start = '2026-11-24 22:00Z'")
             #expect(
                 try await Rollups.daily(client, subscription: "sql", logger: TestDatabase.logger) == [
@@ -203,8 +214,10 @@ private let first50AndLate10 = Totals(requests: 60, prompt: 2330, completion: 46
             // Once November is closed, a change to a November hour is booked in December: the net change, once; a change
             // that changes nothing books nothing.
             let november = try #require(BillingPeriod.month("2026-11"))
-            try await PeriodStore(client: client).close(november, closedBy: "test", now: Date(timeIntervalSince1970: midnightNovember + 40 * 86_400), logger: TestDatabase.logger)
-            try await Self.hourly(client, "UPDATE usage_hourly SET requests = requests + 5, prompt_tokens = prompt_tokens + 50 WHERE subscription_id = 'sql'")
+            try await PeriodStore(client: client).close(
+                november, closedBy: "test", now: Date(timeIntervalSince1970: midnightNovember + 40 * 86_400), logger: TestDatabase.logger)
+            try await Self.hourly(
+                client, "UPDATE usage_hourly SET requests = requests + 5, prompt_tokens = prompt_tokens + 50 WHERE subscription_id = 'sql'")
             try await Self.hourly(client, "UPDATE usage_hourly SET requests = requests WHERE subscription_id = 'sql'")
             try await Self.hourly(client, "DELETE FROM usage_hourly WHERE subscription_id = 'sql' AND hour_start = '2026-11-26 05:00Z'")
             #expect(
@@ -240,7 +253,8 @@ private let first50AndLate10 = Totals(requests: 60, prompt: 2330, completion: 46
         try await TestDatabase.withClient { client async throws in
             try await UsageStore(client: client).insert(events(1...100, "truncated"), logger: TestDatabase.logger)
             try await Self.hourly(client, "TRUNCATE usage_hourly")
-            #expect(try await client.query("SELECT count(*) FROM usage_daily_rollup", logger: TestDatabase.logger).collect().first?.decode(Int.self) == 0)
+            #expect(
+                try await client.query("SELECT count(*) FROM usage_daily_rollup", logger: TestDatabase.logger).collect().first?.decode(Int.self) == 0)
             #expect(try await Rollups.dailyDrift(client, logger: TestDatabase.logger) == [])
         }
     }

@@ -302,7 +302,9 @@ final class Fixture: Sendable {
                         IS DISTINCT FROM (d.requests, d.prompt_tokens, d.completion_tokens, d.total_tokens, d.cached_tokens, d.reasoning_tokens))
             """, logger: logger
         ).collect().first
-        guard let (events, prompt, requests, rolledPrompt, dailyRequests, dailyPrompt, dailyOff) = try row?.decode((Int, Int, Int, Int, Int, Int, Int).self)
+        guard
+            let (events, prompt, requests, rolledPrompt, dailyRequests, dailyPrompt, dailyOff) =
+                try row?.decode((Int, Int, Int, Int, Int, Int, Int).self)
         else { throw BenchError.noRow }
         return Counts(
             events: events, promptTokens: prompt, rolledRequests: requests, rolledPromptTokens: rolledPrompt, dailyRequests: dailyRequests,
