@@ -4,16 +4,18 @@ import NIOCore
 import PostgresNIO
 import TollgateCore
 
-/// Lands usage events in `usage_events` and keeps `usage_hourly` in step, idempotently by request id.
+/// Lands usage events in `usage_events` and keeps the rollups (`usage_hourly`, `usage_daily_rollup`) and the late-usage
+/// bookings (`usage_corrections`) in step, in the same transaction, idempotently by request id.
 ///
 /// Events travel as lines of PostgreSQL's COPY text format, in `usage_events`' own columns: the gateway's durable spool
 /// stores exactly these lines, so replaying a spool file is a straight COPY with no decoding in between.
 ///
 /// A batch first tries the fast path: one COPY straight into `usage_events` (PostgreSQL's multi-row heap insert, the
-/// cheapest way in) plus the hourly rollup aggregated here, from the lines. A batch holding a request id that is
+/// cheapest way in) plus the rollups of the hourly groups aggregated here, from the lines. A batch holding a request id that is
 /// already stored (a replay after a timeout, a spool replayed twice) or twice in itself fails that COPY with a unique
 /// violation; it is then written by the general path: COPY into a staging table, `INSERT … ON CONFLICT DO NOTHING`,
-/// and a rollup of exactly the rows that were new. Both paths are one transaction each.
+/// and the rollups of exactly the rows that were new. Both paths are one transaction each, and both write the rollups
+/// with one statement (`rollUpGroups`).
 public struct UsageStore: Sendable {
     public let client: PostgresClient
     public init(client: PostgresClient) { self.client = client }
@@ -214,7 +216,7 @@ public struct UsageStore: Sendable {
     }
 
     /// Inserts pre-encoded COPY text (whole lines, as `copyLine(for:)` writes them) in one transaction; rows whose
-    /// request id is already stored are skipped, and exactly the new rows are added to the hourly rollup.
+    /// request id is already stored are skipped, and exactly the new rows are added to the rollups.
     /// - Returns: how many rows were new.
     @discardableResult
     public func insert(copyText chunks: [ByteBuffer], logger: Logger) async throws -> Int {
@@ -247,38 +249,103 @@ public struct UsageStore: Sendable {
                 for chunk in chunks { try await writer.write(chunk) }
             }
             guard let rollup = await computed else { throw NotCopyLines() }
-            let groups = rollup.groups
-            // Sorted like the general path's rollup, so concurrent writers lock shared rollup rows in one order and
-            // cannot deadlock.
-            // One statement for the rollup and the wake-up (pg_notify, delivered at commit, tells whoever watches usage,
+            // One statement for the three rollups and the wake-up (pg_notify, delivered at commit, tells whoever watches usage,
             // such as the rules engine, on every instance): each round trip counts when the writer shares its CPUs.
-            try await tx.query(
-                """
-                WITH rolled AS (
-                INSERT INTO usage_hourly AS h (hour_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source,
-                    requests, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens)
-                SELECT (g.hour || ':00:00+00')::timestamptz, g.subscription_id, g.product, g.team, g.cost_center, g.backend, g.deployment,
-                    g.model, g.usage_source, g.requests, g.prompt_tokens, g.completion_tokens, g.total_tokens, g.cached_tokens, g.reasoning_tokens
-                FROM unnest(\(groups.map(\.key.hour)), \(groups.map(\.key.subscription)), \(groups.map(\.key.product)), \(groups.map(\.key.team)),
-                            \(groups.map(\.key.costCenter)), \(groups.map(\.key.backend)), \(groups.map(\.key.deployment)), \(groups.map(\.key.model)),
-                            \(groups.map(\.key.usageSource)), \(groups.map(\.sums.requests)), \(groups.map(\.sums.prompt)), \(groups.map(\.sums.completion)),
-                            \(groups.map(\.sums.total)), \(groups.map(\.sums.cached)), \(groups.map(\.sums.reasoning)))
-                    AS g (hour, subscription_id, product, team, cost_center, backend, deployment, model, usage_source,
-                        requests, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens)
-                ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9
-                ON CONFLICT (hour_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source) DO UPDATE SET
-                    requests = h.requests + EXCLUDED.requests, prompt_tokens = h.prompt_tokens + EXCLUDED.prompt_tokens,
-                    completion_tokens = h.completion_tokens + EXCLUDED.completion_tokens, total_tokens = h.total_tokens + EXCLUDED.total_tokens,
-                    cached_tokens = h.cached_tokens + EXCLUDED.cached_tokens, reasoning_tokens = h.reasoning_tokens + EXCLUDED.reasoning_tokens
-                RETURNING 1)
-                SELECT pg_notify('tollgate_usage', \(String(rollup.rows)))
-                """, logger: logger)
+            for try await _ in try await tx.execute(RollUpBatch(rollup), logger: logger) {}
             return rollup.rows
         }
     }
 
+    /// The fast path's rollup statement, from the groups `HourlyRollup` computed. Prepared once per connection: parsing
+    /// and planning a statement of this size on every batch costs about as much as a tenth of its execution.
+    struct RollUpBatch: PostgresPreparedStatement {
+        static let sql = """
+            WITH groups AS MATERIALIZED (
+                SELECT (g.hour || ':00:00+00')::timestamptz AS hour_start, g.subscription_id, g.product, g.team, g.cost_center, g.backend,
+                    g.deployment, g.model, g.usage_source, g.requests, g.prompt_tokens, g.completion_tokens, g.total_tokens, g.cached_tokens,
+                    g.reasoning_tokens
+                FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+                            $10::int8[], $11::int8[], $12::int8[], $13::int8[], $14::int8[], $15::int8[])
+                    AS g (hour, subscription_id, product, team, cost_center, backend, deployment, model, usage_source,
+                        requests, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens)
+            ), \(rollUpGroups)
+            SELECT pg_notify('tollgate_usage', $16::text), \(rollupsWritten)
+            """
+        typealias Row = PostgresRow
+
+        let rollup: HourlyRollup
+        init(_ rollup: HourlyRollup) { self.rollup = rollup }
+
+        func makeBindings() throws -> PostgresBindings {
+            let groups = rollup.groups
+            var bindings = PostgresBindings(capacity: 16)
+            for keys in [\HourlyRollup.Key.hour, \.subscription, \.product, \.team, \.costCenter, \.backend, \.deployment, \.model, \.usageSource] {
+                bindings.append(groups.map { $0.key[keyPath: keys] })
+            }
+            for sums in [\HourlyRollup.Sums.requests, \.prompt, \.completion, \.total, \.cached, \.reasoning] {
+                bindings.append(groups.map { $0.sums[keyPath: sums] })
+            }
+            bindings.append(String(rollup.rows))
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
+    }
+
+    /// The rest of both paths' one statement, after a CTE `groups` that holds the batch's new rows grouped by hourly key
+    /// (hour_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source, then the six sums):
+    /// add them to `usage_hourly`, add their days to `usage_daily_rollup`, and book the part that falls before the end of the
+    /// closed books in `usage_corrections`, in the first open month. Every row lock is taken in one order by every writer:
+    /// hourly rows in key order, all of them (the daily insert waits for `rolled` to be read to its end), then daily rows in
+    /// key order, so concurrent writers cannot deadlock. A constant (no value goes through `unescaped:`).
+    ///
+    /// The statement's snapshot is taken after it has locked `usage_hourly`; a period close holds a SHARE lock on that
+    /// table until it commits, so the close is either seen here (the batch's closed hours are corrections) or waits for
+    /// this transaction (they are regular usage of the month being closed).
+    static let rollUpGroups = """
+        rolled AS (
+            INSERT INTO usage_hourly AS h (hour_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source,
+                requests, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens)
+            SELECT hour_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source,
+                requests, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens
+            FROM groups
+            ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+            ON CONFLICT (hour_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source) DO UPDATE SET
+                requests = h.requests + EXCLUDED.requests, prompt_tokens = h.prompt_tokens + EXCLUDED.prompt_tokens,
+                completion_tokens = h.completion_tokens + EXCLUDED.completion_tokens, total_tokens = h.total_tokens + EXCLUDED.total_tokens,
+                cached_tokens = h.cached_tokens + EXCLUDED.cached_tokens, reasoning_tokens = h.reasoning_tokens + EXCLUDED.reasoning_tokens
+            RETURNING 1
+        ), daily AS (
+            INSERT INTO usage_daily_rollup AS d (day_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source,
+                requests, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens)
+            SELECT date_trunc('day', hour_start AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', subscription_id, product, team, cost_center, backend,
+                deployment, model, usage_source, sum(requests), sum(prompt_tokens), sum(completion_tokens), sum(total_tokens),
+                sum(cached_tokens), sum(reasoning_tokens)
+            FROM groups
+            WHERE (SELECT count(*) FROM rolled) >= 0
+            GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+            ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+            ON CONFLICT (day_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source) DO UPDATE SET
+                requests = d.requests + EXCLUDED.requests, prompt_tokens = d.prompt_tokens + EXCLUDED.prompt_tokens,
+                completion_tokens = d.completion_tokens + EXCLUDED.completion_tokens, total_tokens = d.total_tokens + EXCLUDED.total_tokens,
+                cached_tokens = d.cached_tokens + EXCLUDED.cached_tokens, reasoning_tokens = d.reasoning_tokens + EXCLUDED.reasoning_tokens
+        ), late AS (
+            INSERT INTO usage_corrections (booked_period_start, hour_start, subscription_id, product, team, cost_center, backend,
+                deployment, model, usage_source, requests, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens)
+            SELECT c.closed_through, g.hour_start, g.subscription_id, g.product, g.team, g.cost_center, g.backend, g.deployment, g.model,
+                g.usage_source, g.requests, g.prompt_tokens, g.completion_tokens, g.total_tokens, g.cached_tokens, g.reasoning_tokens
+            FROM groups g, (SELECT max(period_end) AS closed_through FROM billing_period_closes) c
+            WHERE g.hour_start < c.closed_through
+        )
+        """
+
+    /// A column of the statement's final SELECT that tells the `usage_hourly` triggers (sql/0302) that this transaction's
+    /// statement kept the daily rollup and the corrections itself. Statement triggers fire after the whole statement, so
+    /// after this has run; the setting ends with the transaction.
+    static let rollupsWritten = "set_config('tollgate.rollups_written_by', 'usage_store', true)"
+
     /// The general path: COPY into a session-local staging table, then move the rows that are new into the ledger and
-    /// add exactly those to the hourly rollup.
+    /// add exactly those to the rollups.
     private func insertSkippingStored(_ chunks: [ByteBuffer], logger: Logger) async throws -> Int {
         try await client.withTransaction(logger: logger) { tx in
             try await tx.query(
@@ -305,23 +372,18 @@ public struct UsageStore: Sendable {
                     ON CONFLICT (request_id) DO NOTHING
                     RETURNING started_at, subscription_id, product, team, cost_center, backend, deployment, model, usage_source,
                         prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens
-                ), rolled AS (
-                    INSERT INTO usage_hourly AS h (hour_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source,
-                        requests, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens)
-                    SELECT date_trunc('hour', started_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', subscription_id, coalesce(product, ''),
-                        coalesce(team, ''), coalesce(cost_center, ''), backend, coalesce(deployment, ''), model, usage_source,
-                        count(*), sum(prompt_tokens), sum(completion_tokens), sum(total_tokens), sum(cached_tokens), sum(reasoning_tokens)
+                ), groups AS MATERIALIZED (
+                    SELECT date_trunc('hour', started_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour_start, subscription_id,
+                        coalesce(product, '') AS product, coalesce(team, '') AS team, coalesce(cost_center, '') AS cost_center, backend,
+                        coalesce(deployment, '') AS deployment, model, usage_source, count(*) AS requests, sum(prompt_tokens) AS prompt_tokens,
+                        sum(completion_tokens) AS completion_tokens, sum(total_tokens) AS total_tokens, sum(cached_tokens) AS cached_tokens,
+                        sum(reasoning_tokens) AS reasoning_tokens
                     FROM inserted GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
-                    ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9  -- one lock order for every writer, as in insertNew
-                    ON CONFLICT (hour_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source) DO UPDATE SET
-                        requests = h.requests + EXCLUDED.requests, prompt_tokens = h.prompt_tokens + EXCLUDED.prompt_tokens,
-                        completion_tokens = h.completion_tokens + EXCLUDED.completion_tokens, total_tokens = h.total_tokens + EXCLUDED.total_tokens,
-                        cached_tokens = h.cached_tokens + EXCLUDED.cached_tokens, reasoning_tokens = h.reasoning_tokens + EXCLUDED.reasoning_tokens
-                    RETURNING 1
-                )
-                SELECT count(*) FROM inserted
+                ), \(unescaped: Self.rollUpGroups)
+                SELECT (SELECT count(*) FROM inserted), \(unescaped: Self.rollupsWritten)
                 """, logger: logger)
-            let inserted = try await rows.collect().first?.decode(Int.self) ?? 0
+            let result = try await rows.collect().first?.decode((Int, String).self)
+            let inserted = result?.0 ?? 0
             if inserted > 0 {
                 // Wakes whoever watches usage (the rules engine) on every instance; delivered at commit.
                 try await tx.query("SELECT pg_notify('tollgate_usage', \(String(inserted)))", logger: logger)

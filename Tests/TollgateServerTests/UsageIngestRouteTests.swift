@@ -44,5 +44,13 @@ import TollgateTestSupport
         #expect(rows.count == 1)
         #expect(rows.first?.subscription == "sub-a" && rows.first?.promptTokens == 1200 && rows.first?.cachedTokens == 1000)
         #expect(rows.first?.backend == "apim-westeurope")
+        // Counted once in the daily rollup, the replay included.
+        try await TestDatabase.withClient { client async throws in
+            #expect(
+                try await Array(Rollups.daily(client, subscription: "sub-a", logger: TestDatabase.logger).values) == [
+                    Rollups.Totals(requests: 1, prompt: 1200, completion: 300, total: 1500, cached: 1000, reasoning: 0)
+                ])
+            #expect(try await Rollups.dailyDrift(client, logger: TestDatabase.logger) == [])
+        }
     }
 }

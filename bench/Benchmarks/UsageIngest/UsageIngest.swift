@@ -244,7 +244,7 @@ final class Fixture: Sendable {
     /// Empty tables (or, for a replay, every row already stored), then a checkpoint so that every sample starts with the
     /// same amount of dirty data.
     func reset(storingEverything: Bool = false) async throws {
-        try await client.query("TRUNCATE usage_events, usage_hourly", logger: logger)
+        try await client.query("TRUNCATE usage_events, usage_hourly, usage_daily_rollup, usage_corrections", logger: logger)
         if storingEverything {
             let landed = try await store(connections: 2)
             guard landed == eventCount else { throw BenchError.setupLost(landed: landed, expected: eventCount) }
@@ -252,7 +252,8 @@ final class Fixture: Sendable {
         try await client.query("CHECKPOINT", logger: logger)
     }
 
-    /// Zero loss: every event is in the ledger exactly once, and (when the rollup is maintained) counted once in it.
+    /// Zero loss: every event is in the ledger exactly once, and (when the rollups are maintained) counted once in the hourly
+    /// and the daily rollup, every daily row equal to the sums of its hours.
     func check(landed: Int, expectedLanded: Int, rollup: Bool) async throws -> [String] {
         let stored = try await counts()
         var problems: [String] = []
@@ -268,21 +269,46 @@ final class Fixture: Sendable {
             if stored.rolledPromptTokens != promptTokenSum {
                 problems.append("usage_hourly sums \(stored.rolledPromptTokens) prompt tokens, expected \(promptTokenSum)")
             }
+            if stored.dailyRequests != eventCount {
+                problems.append("usage_daily_rollup counts \(stored.dailyRequests) requests, expected \(eventCount)")
+            }
+            if stored.dailyPromptTokens != promptTokenSum {
+                problems.append("usage_daily_rollup sums \(stored.dailyPromptTokens) prompt tokens, expected \(promptTokenSum)")
+            }
+            if stored.dailyRowsOff != 0 {
+                problems.append("\(stored.dailyRowsOff) usage_daily_rollup rows differ from the sums of their hours in usage_hourly")
+            }
         }
         return problems
     }
 
-    struct Counts { var events, promptTokens, rolledRequests, rolledPromptTokens: Int }
+    struct Counts { var events, promptTokens, rolledRequests, rolledPromptTokens, dailyRequests, dailyPromptTokens, dailyRowsOff: Int }
 
     func counts() async throws -> Counts {
         let row = try await client.query(
             """
             SELECT (SELECT count(*) FROM usage_events), (SELECT coalesce(sum(prompt_tokens), 0)::bigint FROM usage_events),
-                   (SELECT coalesce(sum(requests), 0)::bigint FROM usage_hourly), (SELECT coalesce(sum(prompt_tokens), 0)::bigint FROM usage_hourly)
+                   (SELECT coalesce(sum(requests), 0)::bigint FROM usage_hourly), (SELECT coalesce(sum(prompt_tokens), 0)::bigint FROM usage_hourly),
+                   (SELECT coalesce(sum(requests), 0)::bigint FROM usage_daily_rollup),
+                   (SELECT coalesce(sum(prompt_tokens), 0)::bigint FROM usage_daily_rollup),
+                   (SELECT count(*) FROM (
+                        SELECT date_trunc('day', hour_start AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS day_start, subscription_id, product, team,
+                            cost_center, backend, deployment, model, usage_source, sum(requests) AS requests, sum(prompt_tokens) AS prompt_tokens,
+                            sum(completion_tokens) AS completion_tokens, sum(total_tokens) AS total_tokens, sum(cached_tokens) AS cached_tokens,
+                            sum(reasoning_tokens) AS reasoning_tokens
+                        FROM usage_hourly GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9) h
+                    FULL JOIN usage_daily_rollup d USING (day_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source)
+                    WHERE (h.requests, h.prompt_tokens, h.completion_tokens, h.total_tokens, h.cached_tokens, h.reasoning_tokens)
+                        IS DISTINCT FROM (d.requests, d.prompt_tokens, d.completion_tokens, d.total_tokens, d.cached_tokens, d.reasoning_tokens))
             """, logger: logger
         ).collect().first
-        guard let (events, prompt, requests, rolledPrompt) = try row?.decode((Int, Int, Int, Int).self) else { throw BenchError.noRow }
-        return Counts(events: events, promptTokens: prompt, rolledRequests: requests, rolledPromptTokens: rolledPrompt)
+        guard
+            let (events, prompt, requests, rolledPrompt, dailyRequests, dailyPrompt, dailyOff) =
+                try row?.decode((Int, Int, Int, Int, Int, Int, Int).self)
+        else { throw BenchError.noRow }
+        return Counts(
+            events: events, promptTokens: prompt, rolledRequests: requests, rolledPromptTokens: rolledPrompt, dailyRequests: dailyRequests,
+            dailyPromptTokens: dailyPrompt, dailyRowsOff: dailyOff)
     }
 
     /// One tab-separated line per sample, for run-ingest.sh to turn into the results table.
