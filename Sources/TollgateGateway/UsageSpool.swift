@@ -41,7 +41,7 @@ public final class UsageSpool: Sendable {
     }
 
     deinit {
-        active.withLock { close($0.descriptor) }
+        _ = active.withLock { close($0.descriptor) }
         close(lockDescriptor)
     }
 

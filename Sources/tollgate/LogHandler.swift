@@ -28,13 +28,12 @@ struct TollgateLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(
-        level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String, file: String, function: String,
-        line: UInt
-    ) {
+    func log(event: LogEvent) {
+        let (level, message, explicit, source) = (event.level, event.message, event.metadata, event.source)
         var all = metadata
         if let provided = metadataProvider?.get(), !provided.isEmpty { all.merge(provided) { $1 } }
         if let explicit, !explicit.isEmpty { all.merge(explicit) { $1 } }
+        if let error = event.error { all["error"] = "\(error)" }
         var text = "\(Self.timestamp()) \(level) \(label):"
         for (key, value) in all.sorted(by: { $0.key < $1.key }) { text += " \(key)=\(value)" }
         text += " [\(source)] \(message)\n"

@@ -99,7 +99,7 @@ actor Cluster {
             try await client.query("DROP DATABASE IF EXISTS tollgate_template WITH (FORCE)", logger: TestDatabase.logger)
             try await client.query("CREATE DATABASE tollgate_template", logger: TestDatabase.logger)
         }
-        try await TestDatabase.withClient(server.with(database: "tollgate_template")) { client in
+        _ = try await TestDatabase.withClient(server.with(database: "tollgate_template")) { client in
             try await Migrator(client: client, migrations: try Migration.bundled(), logger: TestDatabase.logger).migrate()
         }
         return server
