@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TollgateCore
 
 @testable import TollgateReports
 
@@ -16,5 +17,14 @@ struct FocusTagsTests {
             options: [.sortedKeys, .withoutEscapingSlashes])
         let written = FocusExport.tags(costCenter: "CC-\(value)", deployment: "\(value)/eu", pricing: "priced", product: value, team: value)
         #expect(written == String(decoding: expected, as: UTF8.self))
+    }
+}
+
+/// FOCUS quantities are written by integer arithmetic; they must print exactly what the `Decimal` path printed.
+struct FocusQuantityTests {
+    @Test(arguments: [0, 1, 999_999, 1_000_000, 1_000_001, 123_456_789, -1, -4_000, -2_500_000, 9_000_000_000_000] as [Int64])
+    func quantitiesMatchDecimal(_ tokens: Int64) {
+        #expect(FocusExport.millions(tokens) == (Decimal(tokens) / 1_000_000).fixedPoint(scale: 6))
+        #expect("\(tokens).0" == Decimal(tokens).fixedPoint(scale: 1))
     }
 }
