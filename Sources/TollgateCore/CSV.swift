@@ -106,8 +106,10 @@ public enum CSV {
     static func quoted(_ value: String) -> String {
         // By byte, not by Character: it is what every export line pays for every field, and a CR LF pair (one Character)
         // or a comma followed by a combining mark (another) must be quoted too.
-        guard value.utf8.contains(where: { $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") })
-        else { return value }
+        let needsQuotes = value.utf8.contains { byte in
+            byte == UInt8(ascii: ",") || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r")
+        }
+        guard needsQuotes else { return value }
         var quoted = "\""
         for scalar in value.unicodeScalars {
             if scalar == "\"" { quoted += "\"\"" } else { quoted.unicodeScalars.append(scalar) }

@@ -22,7 +22,8 @@ import TollgateTestSupport
 
     static func event(_ n: Int, _ model: String, _ backend: String, deployment: String = "", _ at: String, prompt: Int, completion: Int) -> String {
         let deploymentField = deployment.isEmpty ? "" : #","deployment":"\#(deployment)""#
-        return #"{"id":"00000000-0000-7000-8000-\#(String(format: "%012d", n))","subscription":"chat-prod","model":"\#(model)","backend":"\#(backend)"\#(deploymentField),"timestamp":"\#(at)","prompt_tokens":\#(prompt),"completion_tokens":\#(completion)}"#
+        return
+            #"{"id":"00000000-0000-7000-8000-\#(String(format: "%012d", n))","subscription":"chat-prod","model":"\#(model)","backend":"\#(backend)"\#(deploymentField),"timestamp":"\#(at)","prompt_tokens":\#(prompt),"completion_tokens":\#(completion)}"#
     }
 
     /// The previous store query: every line priced (0101's `chargeback_facts`), then grouped.
@@ -114,7 +115,8 @@ import TollgateTestSupport
             """
         var bindings = PostgresBindings()
         if let month { bindings.append(month) }
-        return try await client.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: TestDatabase.logger).collect().first?.decode(Int.self) ?? -1
+        return try await client.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: TestDatabase.logger).collect().first?.decode(Int.self)
+            ?? -1
     }
 
     @Test func monthFactsAndMonthlyViewEqualPricingEveryLine() async throws {
