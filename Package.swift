@@ -17,6 +17,8 @@ let package = Package(
         // For the benchmark package in bench/, which measures the store directly.
         .library(name: "TollgateStore", targets: ["TollgateStore"]),
         .library(name: "TollgateCore", targets: ["TollgateCore"]),
+        // For the chargeback benchmark in bench/, which times the report in process.
+        .library(name: "TollgateReports", targets: ["TollgateReports"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: ["FullFoundation"]),

@@ -27,5 +27,18 @@ let package = Package(
             path: "Benchmarks/UsageIngest",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        .executableTarget(
+            name: "Chargeback",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "TollgateReports", package: "tollgate"),
+                .product(name: "TollgateStore", package: "tollgate"),
+                .product(name: "TollgateCore", package: "tollgate"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/Chargeback",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
     ]
 )

@@ -104,8 +104,17 @@ public enum CSV {
     public static func number(_ value: String) -> String { quoted(value) }
 
     static func quoted(_ value: String) -> String {
-        guard value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return value }
-        return "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        // By byte, not by Character: it is what every export line pays for every field, and a CR LF pair (one Character)
+        // or a comma followed by a combining mark (another) must be quoted too.
+        let needsQuotes = value.utf8.contains { byte in
+            byte == UInt8(ascii: ",") || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r")
+        }
+        guard needsQuotes else { return value }
+        var quoted = "\""
+        for scalar in value.unicodeScalars {
+            if scalar == "\"" { quoted += "\"\"" } else { quoted.unicodeScalars.append(scalar) }
+        }
+        return quoted + "\""
     }
 
     /// A record, CRLF-terminated as RFC 4180 says.

@@ -103,33 +103,15 @@ public struct ChargebackStore: Sendable {
 
     /// The facts of `period` (a UTC month): its own usage net of what landed after it closed, plus late usage booked into it.
     public func facts(for period: BillingPeriod, logger: Logger) async throws -> [ChargebackFact] {
-        // The branches filter on the span start and the booking, so each reads only its month by index range: the daily
-        // rollup, the hours of days split by a price change, and the late-usage bookings.
+        // tollgate_chargeback_facts (sql/0310) reads the month by index range (daily rollup, the hours of days split by a
+        // price change, late-usage bookings), groups the quantities and prices each group once.
         let rows = try await client.query(
             """
             SELECT charge_class, subscription_id, product, team, cost_center, backend, deployment, model, price_id, price_list, currency,
-                committed, commitment_currency, sum(requests)::bigint, sum(prompt_tokens)::bigint, sum(cached_tokens)::bigint,
-                sum(completion_tokens)::bigint, sum(reasoning_tokens)::bigint, sum(total_tokens)::bigint, sum(cost), min(hour_start), max(span_end)
-            FROM (
-                SELECT 'regular' AS charge_class, hour_start, span_end, subscription_id, product, team, cost_center, backend, deployment, model,
-                    price_id, price_list, currency, committed, commitment_currency, requests, prompt_tokens, cached_tokens, completion_tokens,
-                    reasoning_tokens, total_tokens, cost
-                FROM priced_usage_lines WHERE line_kind = 'billing' AND hour_start >= \(period.start) AND hour_start < \(period.end)
-                UNION ALL
-                SELECT 'regular', hour_start, span_end, subscription_id, product, team, cost_center, backend, deployment, model,
-                    price_id, price_list, currency, committed, commitment_currency, -requests, -prompt_tokens, -cached_tokens, -completion_tokens,
-                    -reasoning_tokens, -total_tokens, -cost
-                FROM priced_usage_lines WHERE line_kind = 'correction' AND hour_start >= \(period.start) AND hour_start < \(period.end)
-                UNION ALL
-                SELECT 'correction', hour_start, span_end, subscription_id, product, team, cost_center, backend, deployment, model,
-                    price_id, price_list, currency, committed, commitment_currency, requests, prompt_tokens, cached_tokens, completion_tokens,
-                    reasoning_tokens, total_tokens, cost
-                FROM priced_usage_lines WHERE line_kind = 'correction' AND booked_period_start = \(period.start)
-            ) x
-            GROUP BY charge_class, subscription_id, product, team, cost_center, backend, deployment, model, price_id, price_list, currency,
-                committed, commitment_currency
-            HAVING sum(requests) <> 0 OR sum(total_tokens) <> 0
-            ORDER BY charge_class DESC, subscription_id, model, backend, deployment, price_id
+                committed, commitment_currency, requests, prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens, total_tokens, cost,
+                charge_period_start, charge_period_end
+            FROM tollgate_chargeback_facts(\(period.start))
+            ORDER BY charge_class DESC, subscription_id, model, backend, deployment, price_id, product, team, cost_center, committed
             """, logger: logger)
         var facts: [ChargebackFact] = []
         for try await row in rows {
