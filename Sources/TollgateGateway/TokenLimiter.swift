@@ -92,7 +92,7 @@ public final class TokenLimiter: Sendable {
 
     /// Reloads period usage from PostgreSQL for every subscription whose product has a quota.
     /// Requests served in the last `localHorizon` keep counting locally, since they may not have landed yet.
-    func refreshQuotas(catalog: CatalogSnapshot, client: PostgresClient, logger: Logger) async throws {
+    public func refreshQuotas(catalog: CatalogSnapshot, client: PostgresClient, logger: Logger) async throws {
         let instant = now()
         var periods: [PeriodKind: [String]] = [:]
         for subscription in catalog.subscriptions.values {

@@ -39,6 +39,7 @@ public func buildApplication(
 
     let catalogStore: CatalogStore
     let initialCatalog: CatalogSnapshot
+    let limiter = TokenLimiter()
     do {
         initialCatalog = try await withPostgresClient(database, logger: logger) { client in
             try await Migrator(client: client, migrations: try Migration.bundled(), logger: logger).migrate()
@@ -47,7 +48,10 @@ public func buildApplication(
                 try await PolicyApplier.apply(document, client: client, logger: logger)
                 logger.info("Configuration applied", metadata: ["config.file": "\(file)"])
             }
-            return try await CatalogStore(client: client).snapshot(logger: logger)
+            let snapshot = try await CatalogStore(client: client).snapshot(logger: logger)
+            // Period quotas count what other instances served from the first request on, not from the first refresh.
+            try await limiter.refreshQuotas(catalog: snapshot, client: client, logger: logger)
+            return snapshot
         }
     } catch {
         try? resolution.startedCluster?.stop()
@@ -70,7 +74,6 @@ public func buildApplication(
         }
     }
     let upstream = UpstreamClients(tlsConfiguration: upstreamTLS)
-    let limiter = TokenLimiter()
     // Webhooks and management APIs: one client, redirects never followed (a redirect must not carry a credential elsewhere).
     let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(
         redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5), read: .seconds(30))))
