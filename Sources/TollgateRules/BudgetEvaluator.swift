@@ -115,7 +115,10 @@ public final class BudgetEvaluator: Service, Sendable {
 
     private func lead(on connection: PostgresConnection) async throws {
         let key = configuration.leaderLockKey
-        let acquired = try await connection.query("SELECT pg_try_advisory_lock(\(key))", logger: logger).collect().first?.decode(Bool.self) ?? false
+        let logger = self.logger
+        let acquired = try await abandoning(after: .seconds(10)) {
+            try await connection.query("SELECT pg_try_advisory_lock(\(key))", logger: logger).collect().first?.decode(Bool.self) ?? false
+        }
         guard acquired else { return }
         leader.withLock { $0 = true }
         logger.info("Budget evaluator leadership acquired")
@@ -131,10 +134,14 @@ public final class BudgetEvaluator: Service, Sendable {
                     throw LockConnectionLost()
                 }
                 group.addTask {
-                    // A half-open TCP connection delivers no error by itself; a failing query does.
+                    // A half-open TCP connection delivers no error by itself; a failing (or unanswered) query does.
+                    let interval = self.configuration.heartbeatInterval
                     while true {
-                        try await Task.sleep(for: self.configuration.heartbeatInterval)
-                        try await connection.query("SELECT 1", logger: self.logger)
+                        try await Task.sleep(for: interval)
+                        guard !connection.isClosed else { throw LockConnectionLost() }
+                        try await abandoning(after: max(interval * 4, .seconds(2))) {
+                            _ = try await connection.query("SELECT 1", logger: logger)
+                        }
                     }
                 }
                 try await group.next()
