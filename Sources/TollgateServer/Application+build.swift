@@ -54,7 +54,7 @@ public func buildApplication(
             return snapshot
         }
     } catch {
-        try? resolution.startedCluster?.stop()
+        try? await resolution.startedCluster?.stop()
         throw error
     }
 

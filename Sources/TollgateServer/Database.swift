@@ -39,7 +39,7 @@ struct EmbeddedPostgresService: Service {
     func run() async throws {
         try? await gracefulShutdown()
         do {
-            try cluster.stop()
+            try await cluster.stop()
         } catch {
             logger.error("Embedded PostgreSQL did not stop cleanly", metadata: ["error": "\(error)"])
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOPosix
 import TollgateCore
 
 #if canImport(Glibc)
@@ -41,12 +42,23 @@ public struct EmbeddedPostgres: Sendable {
 
     /// Creates the cluster if needed, starts it unless it is already running, and makes sure the `tollgate` database exists.
     /// - Returns: where to connect, and whether this call started the server (and so should stop it).
+    ///
+    /// `initdb` and `pg_ctl` are waited for on NIO's thread pool: `tollgate serve` runs tasks on the event loops.
     public func start() async throws -> (location: DatabaseLocation, startedHere: Bool) {
+        try await NIOThreadPool.singleton.runIfActive { try self.startWaiting() }
+    }
+
+    /// Stops the cluster, waiting for `pg_ctl` on NIO's thread pool.
+    public func stop() async throws {
+        try await NIOThreadPool.singleton.runIfActive { try self.stopWaiting() }
+    }
+
+    private func startWaiting() throws -> (location: DatabaseLocation, startedHere: Bool) {
         let bin = try Self.binDirectory()
         try FileManager.default.createDirectory(at: baseDirectory, withIntermediateDirectories: true)
         let password = try readOrCreatePassword()
         if !FileManager.default.fileExists(atPath: dataDirectory.appendingPathComponent("PG_VERSION").path) {
-            try await initialise(bin: bin, password: password)
+            try initialise(bin: bin, password: password)
         }
         var startedHere = false
         let port: Int
@@ -64,14 +76,15 @@ public struct EmbeddedPostgres: Sendable {
         return (location, startedHere)
     }
 
-    /// Stops the cluster (fast shutdown: open transactions roll back, committed data is safe).
-    public func stop() throws {
+    /// Stops the cluster (fast shutdown: open transactions roll back, committed data is safe), blocking the calling
+    /// thread until `pg_ctl` returns.
+    public func stopWaiting() throws {
         guard runningPort() != nil, let bin = try? Self.binDirectory() else { return }
         logger.info("Stopping embedded PostgreSQL")
         try runAsClusterOwner(bin.appendingPathComponent("pg_ctl").path, ["-D", dataDirectory.path, "-w", "-m", "fast", "stop"], what: "stop PostgreSQL")
     }
 
-    private func initialise(bin: URL, password: String) async throws {
+    private func initialise(bin: URL, password: String) throws {
         logger.info("Creating the embedded PostgreSQL cluster", metadata: ["postgres.data_dir": "\(dataDirectory.path)"])
         try FileManager.default.createDirectory(at: dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         // initdb reads the superuser's password from a file; give it one only the cluster owner can read, then remove it.

@@ -16,7 +16,7 @@ struct MigrateCommand: AsyncParsableCommand {
         let configuration = try database.configuration()
         let logger = try database.logger()
         let resolution = try await DatabaseResolution.resolve(configuration: configuration, logger: logger)
-        defer { try? resolution.startedCluster?.stop() }
+        defer { try? resolution.startedCluster?.stopWaiting() }  // a short-lived command: blocking here is fine
         let applied = try await withPostgresClient(resolution.location, logger: logger) { client in
             try await Migrator(client: client, migrations: try Migration.bundled(), logger: logger).migrate()
         }

@@ -51,7 +51,7 @@ enum CLIDatabase {
         let configuration = try options.configuration()
         let logger = try options.logger()
         let resolution = try await DatabaseResolution.resolve(configuration: configuration, logger: logger)
-        defer { try? resolution.startedCluster?.stop() }
+        defer { try? resolution.startedCluster?.stopWaiting() }  // a short-lived command: blocking here is fine
         return try await withPostgresClient(resolution.location, logger: logger) { client in
             let migrator = Migrator(client: client, migrations: try Migration.bundled(), logger: logger)
             if configuration.database == nil { try await migrator.migrate() } else { try await migrator.requireCurrent() }
