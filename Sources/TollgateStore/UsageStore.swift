@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import NIOPosix
 import PostgresNIO
 import TollgateCore
 
@@ -241,10 +242,20 @@ public struct UsageStore: Sendable {
 
     /// The fast path: COPY every line into the ledger, add the rollup computed from the lines. Fails with a unique
     /// violation, and changes nothing, when a request id is already stored or repeated in the batch.
+    /// The batch's hourly groups, or nil when a line is not in `copyLine(for:)`'s form.
+    static func rollup(of chunks: [ByteBuffer]) async -> HourlyRollup? {
+        do {
+            return try await NIOThreadPool.singleton.runIfActive { HourlyRollup(lines: chunks) }
+        } catch {
+            return HourlyRollup(lines: chunks)  // the pool is stopping: compute it here
+        }
+    }
+
     private func insertNew(_ chunks: [ByteBuffer], logger: Logger) async throws -> Int {
         try await client.withTransaction(logger: logger) { tx in
-            // Computed while PostgreSQL ingests the COPY: on one connection the two would otherwise take turns.
-            async let computed = HourlyRollup(lines: chunks)
+            // Computed while PostgreSQL ingests the COPY: on one connection the two would otherwise take turns. On NIO's
+            // thread pool, since `tollgate serve` runs tasks on the event loops that also answer requests.
+            async let computed = Self.rollup(of: chunks)
             try await tx.copyFrom(table: "usage_events", columns: Self.columns, logger: logger) { writer in
                 for chunk in chunks { try await writer.write(chunk) }
             }
