@@ -86,7 +86,7 @@ public struct GatewayRoutes: Sendable {
     /// The token of an `Authorization: Bearer <token>` value (scheme case-insensitive, blanks around the token ignored).
     static func bearerToken(_ authorization: String) -> String? {
         let bytes = authorization.utf8
-        guard bytes.count > 7, bytes.prefix(6).map({ $0 | 0x20 }) == Array("bearer".utf8), bytes.dropFirst(6).first == UInt8(ascii: " ") else {
+        guard bytes.count > 7, bytes.prefix(6).elementsEqual("bearer".utf8, by: { $0 | 0x20 == $1 }), bytes.dropFirst(6).first == UInt8(ascii: " ") else {
             return nil
         }
         let isBlank = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
@@ -154,6 +154,7 @@ public struct GatewayRoutes: Sendable {
             throw GatewayError.bodyTooLarge
         }
         var requestBytes = Array(body.readableBytesView)
+        var rewritten = false  // requestBytes no longer what the client sent
         guard var json = JSONObjectReader(document: requestBytes) else {
             throw GatewayError.invalidRequest("The request body must be a JSON object.")
         }
@@ -162,6 +163,7 @@ public struct GatewayRoutes: Sendable {
             // re-serialized, with plain keys, so the upstream reads exactly what the gateway read.
             requestBytes = normalized
             json = reader
+            rewritten = true
         }
         let requestedModel = json.string("model")
         guard let routeName = pathDeployment ?? requestedModel, !routeName.isEmpty else {
@@ -194,7 +196,10 @@ public struct GatewayRoutes: Sendable {
                 splices.append(json.member("stream_options").map { json.replacing($0, with: value) } ?? json.inserting(key: "stream_options", value: value))
             }
         }
-        if !splices.isEmpty { requestBytes = json.applying(splices) }
+        if !splices.isEmpty {
+            requestBytes = json.applying(splices)
+            rewritten = true
+        }
         let metering = Metering(
             requestID: requestID, startedAt: startedAt, subscription: caller.subscription, backend: backend.name, deployment: route.deployment,
             requestedModel: route.model, operation: operation, streamed: streamed, requestBody: requestBytes, limits: limits)
@@ -202,7 +207,7 @@ public struct GatewayRoutes: Sendable {
         if backend.kind == .mock {
             return try await mockReply(operation, backend: backend, model: route.model, metering: metering, injectedUsage: injectedUsage, logger: logger)
         }
-        let forwardBody = splices.isEmpty && requestBytes.count == body.readableBytes ? body : ByteBuffer(bytes: requestBytes)
+        let forwardBody = rewritten ? ByteBuffer(bytes: requestBytes) : body
         return try await forward(
             operation, backend: backend, route: route, body: forwardBody, request: request, metering: metering,
             injectedUsage: injectedUsage, logger: logger)
@@ -369,7 +374,7 @@ public struct GatewayRoutes: Sendable {
     ) async throws -> Response {
         let json = (try? JSONSerialization.jsonObject(with: Data(metering.requestBody))) as? [String: Any] ?? [:]
         if backend.mockLatencyMilliseconds > 0 { try await Task.sleep(for: .milliseconds(backend.mockLatencyMilliseconds)) }
-        let id = "mock-\(metering.requestID.uuidString.lowercased())"
+        let id = "mock-\(metering.requestID.lowercasedString)"
         let created = Int(metering.startedAt.timeIntervalSince1970)
         if !metering.streamed || operation == .embeddings {
             let object = MockOpenAI.response(for: operation, model: model, request: json, id: id, created: created)
@@ -474,11 +479,13 @@ extension String {
     }
 }
 
+/// `0`–`9`, `a`–`f` as UTF-8, for writing bytes in hex.
+let lowercaseHexDigits = Array("0123456789abcdef".utf8)
+
 extension UUID {
     /// `uuidString.lowercased()`, written directly (it is on every reply, as `x-request-id`).
     var lowercasedString: String {
-        let hex = Array("0123456789abcdef".utf8)
-        return withUnsafeBytes(of: uuid) { bytes in
+        withUnsafeBytes(of: uuid) { bytes in
             String(unsafeUninitializedCapacity: 36) { out in
                 var at = 0
                 for (index, byte) in bytes.enumerated() {
@@ -486,8 +493,8 @@ extension UUID {
                         out[at] = UInt8(ascii: "-")
                         at += 1
                     }
-                    out[at] = hex[Int(byte >> 4)]
-                    out[at + 1] = hex[Int(byte & 0x0F)]
+                    out[at] = lowercaseHexDigits[Int(byte >> 4)]
+                    out[at + 1] = lowercaseHexDigits[Int(byte & 0x0F)]
                     at += 2
                 }
                 return at

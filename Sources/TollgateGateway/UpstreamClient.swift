@@ -123,16 +123,14 @@ public final class UpstreamClients: Service, Sendable {
         } catch {
             throw UpstreamClientError.connectFailed(String(describing: error))
         }
-        let handler = try await channel.eventLoop.submit {
-            NIOLoopBound(try channel.pipeline.syncOperations.handler(type: UpstreamConnectionHandler.self), eventLoop: channel.eventLoop)
-        }.get()
-        let connection = UpstreamConnection(key: key, channel: channel, handler: handler)
-        try await channel.eventLoop.submit { [weak self] in
+        return try await channel.eventLoop.submit { [weak self] in
+            let handler = try channel.pipeline.syncOperations.handler(type: UpstreamConnectionHandler.self)
+            let connection = UpstreamConnection(key: key, channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
             // The handler offers the connection back when a reply has ended with keep-alive; the closure holds the
             // connection, so it is dropped when the channel closes.
-            handler.value.release = { [weak self] in self?.checkIn(connection) }
+            handler.release = { [weak self] in self?.checkIn(connection) }
+            return connection
         }.get()
-        return connection
     }
 
     public func run() async throws {
@@ -259,7 +257,7 @@ struct UpstreamResponseBody: AsyncSequence, Sendable {
         var collected: ByteBuffer?
 
         mutating func next() async throws -> ByteBuffer? {
-            if let streamed { return try await self.streamed!.next() }
+            if streamed != nil { return try await streamed!.next() }
             defer { collected = nil }
             return collected.flatMap { $0.readableBytes > 0 ? $0 : nil }
         }
@@ -423,10 +421,8 @@ final class UpstreamConnectionHandler: ChannelInboundHandler {
                 state = .idle
                 if head.isKeepAlive { release?() } else { context.close(promise: nil) }
                 promise.succeed(UpstreamResponse(status: head.status, headers: head.headers, body: UpstreamResponseBody(storage: .collected(collected))))
-            case .closed:
-                state = .idle
             default:
-                return
+                return  // closed: the connection is going away, never back to the pool
             }
         }
     }
@@ -472,24 +468,25 @@ final class UpstreamConnectionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if case .awaitingHead = state {
-            // Typically a reset of a connection the upstream had closed while idle: nothing of a reply came.
-            fail(UpstreamClientError.closedBeforeReply)
-        } else {
-            fail(UpstreamClientError.connectionLost(String(describing: error)))
-        }
+        lost(String(describing: error))
         context.close(promise: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if case .awaitingHead = state {
-            fail(UpstreamClientError.closedBeforeReply)
-        } else {
-            fail(UpstreamClientError.connectionLost("connection closed"))
-        }
+        lost("connection closed")
         state = .closed
         release = nil
         context.fireChannelInactive()
+    }
+
+    /// The connection failed or closed. Before any byte of a reply came back — typically a connection the upstream had
+    /// closed while idle, reset as the request arrived — the request may be sent again on another connection.
+    private func lost(_ reason: String) {
+        if case .awaitingHead = state {
+            fail(UpstreamClientError.closedBeforeReply)
+        } else {
+            fail(UpstreamClientError.connectionLost(reason))
+        }
     }
 
     private func fail(_ error: UpstreamClientError) {
