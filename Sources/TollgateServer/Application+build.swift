@@ -67,11 +67,11 @@ public func buildApplication(
         spool: spool, store: UsageStore(client: postgres), logger: logger, flushInterval: configuration.flushInterval, batchSize: configuration.batchSize)
     var upstreamTLS = TLSConfiguration.makeClientConfiguration()
     if let file = configuration.upstreamCAFile {
-        do {
-            upstreamTLS.additionalTrustRoots = [.certificates(try NIOSSLCertificate.fromPEMFile(file))]
-        } catch {
-            throw ConfigurationError(variable: "TOLLGATE_UPSTREAM_CA_FILE", message: "'\(file)' holds no PEM certificate: \(error)")
+        let certificates = (try? NIOSSLCertificate.fromPEMFile(file)) ?? []
+        guard !certificates.isEmpty else {
+            throw ConfigurationError(variable: "TOLLGATE_UPSTREAM_CA_FILE", message: "'\(file)' holds no PEM certificate")
         }
+        upstreamTLS.additionalTrustRoots = [.certificates(certificates)]
     }
     let upstream = UpstreamClients(tlsConfiguration: upstreamTLS)
     // Webhooks and management APIs: one client, redirects never followed (a redirect must not carry a credential elsewhere).

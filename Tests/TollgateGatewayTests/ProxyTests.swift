@@ -234,6 +234,17 @@ private let chatBody = #"{"model":"gpt-4o-mini","messages":[{"role":"user","cont
                 }
             }
             #expect(upstream.requests.isEmpty)
+            // A file that holds no certificate (a key, plain text) stops the start-up, naming the setting.
+            let text = directory.appendingPathComponent("notes.txt").path
+            try "not a certificate\n".write(toFile: text, atomically: true, encoding: .utf8)
+            for file in [key, text] {
+                configuration.upstreamCAFile = file
+                await #expect {
+                    try await GatewayHarness.withLiveGateway(configuration: configuration) { _, _ in }
+                } throws: { error in
+                    (error as? ConfigurationError)?.variable == "TOLLGATE_UPSTREAM_CA_FILE"
+                }
+            }
             configuration.upstreamCAFile = certificate
             try await GatewayHarness.withLiveGateway(configuration: configuration) { client, runtime in
                 for _ in 0..<3 {  // the second and third reuse the pooled TLS connection

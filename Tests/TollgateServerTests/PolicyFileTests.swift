@@ -65,6 +65,12 @@ struct PolicyFileTests {
         } catch {
             #expect(error.variable == "DATABASE_URL")
         }
+        do {
+            _ = try TollgateConfiguration(environment: ["TOLLGATE_UPSTREAM_CA_FILE": "/nonexistent/tollgate-ca.pem"])
+            Issue.record("an unreadable CA file was accepted")
+        } catch {
+            #expect(error.variable == "TOLLGATE_UPSTREAM_CA_FILE" && error.description.contains("/nonexistent/tollgate-ca.pem"))
+        }
     }
 
     @Test func theStartupLogLineCarriesNoSecrets() throws {
