@@ -56,16 +56,33 @@ public final class GatewayCatalog: Sendable {
     /// Replaces the catalog directly (tests, and the embedded single-instance path).
     public func replace(with snapshot: CatalogSnapshot) { state.withLock { $0 = snapshot } }
 
+    enum KeyLookup {
+        case found(CatalogSnapshot.Key, CatalogSnapshot)
+        case unknown
+        /// Unknown, but the catalog is older than `missRefreshInterval`: a reload may know it.
+        case reloadFirst
+    }
+
+    /// Looks a key up by its SHA-256 in the loaded catalog, without waiting for anything.
+    func lookUp(keyHash hash: [UInt8]) -> KeyLookup {
+        let current = snapshot
+        if let key = current.keys[hash], constantTimeEqual(key.hash, hash) { return .found(key, current) }
+        let age = Date().timeIntervalSince(current.loadedAt) * 1000
+        return age > Double(missRefreshInterval.components.seconds * 1000) ? .reloadFirst : .unknown
+    }
+
     /// Looks a key up by its SHA-256; on a miss, reloads once if the catalog is older than `missRefreshInterval`,
     /// so a key created a moment ago on another instance works at once.
     func key(forHash hash: [UInt8]) async -> (CatalogSnapshot.Key, CatalogSnapshot)? {
-        let current = snapshot
-        if let key = current.keys[hash], constantTimeEqual(key.hash, hash) { return (key, current) }
-        guard Date().timeIntervalSince(current.loadedAt) * 1000 > Double(missRefreshInterval.components.seconds * 1000) else { return nil }
-        await refresh()
-        let reloaded = snapshot
-        if let key = reloaded.keys[hash], constantTimeEqual(key.hash, hash) { return (key, reloaded) }
-        return nil
+        switch lookUp(keyHash: hash) {
+        case .found(let key, let snapshot): return (key, snapshot)
+        case .unknown: return nil
+        case .reloadFirst:
+            await refresh()
+            let reloaded = snapshot
+            if let key = reloaded.keys[hash], constantTimeEqual(key.hash, hash) { return (key, reloaded) }
+            return nil
+        }
     }
 }
 

@@ -73,11 +73,22 @@ public struct GatewayError: HTTPResponseError, Sendable {
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
+        let (head, body) = reply
+        return Response(status: head.status, headers: head.headerFields, body: .init(byteBuffer: body))
+    }
+
+    /// The error as an HTTP reply: its status and headers, and the OpenAI error envelope as the body.
+    var reply: (HTTPResponse, ByteBuffer) {
         let envelope = OpenAIErrorEnvelope(error: .init(message: message, type: type, param: nil, code: code))
-        let data = try JSONEncoder().encode(envelope)
+        let data = (try? JSONEncoder().encode(envelope)) ?? Data(#"{"error":{"message":"error","type":"api_error"}}"#.utf8)
         var fields = headers
         fields[.contentType] = "application/json"
-        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        fields[.contentLength] = String(data.count)
+        return (HTTPResponse(status: status, headerFields: fields), ByteBuffer(bytes: data))
+    }
+
+    static func methodNotAllowed(_ method: HTTPRequest.Method, path: String) -> GatewayError {
+        GatewayError(status: .methodNotAllowed, type: "invalid_request_error", code: "method_not_allowed", message: "\(method.rawValue) is not allowed on \(path).")
     }
 }
 
@@ -99,8 +110,7 @@ public struct OpenAIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
                                    message: "Unknown request URL: \(request.method.rawValue) \(request.uri.path).")
             case .contentTooLarge: throw GatewayError.bodyTooLarge
             case .methodNotAllowed:
-                throw GatewayError(status: .methodNotAllowed, type: "invalid_request_error", code: "method_not_allowed",
-                                   message: "\(request.method.rawValue) is not allowed on \(request.uri.path).")
+                throw GatewayError.methodNotAllowed(request.method, path: request.uri.path)
             default:
                 throw GatewayError(status: error.status, type: "invalid_request_error", code: "invalid_request", message: error.body ?? "Invalid request.")
             }

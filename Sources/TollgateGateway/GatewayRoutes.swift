@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Logging
 import Hummingbird
+import HummingbirdCore
 import Logging
 import Metrics
 import NIOCore
@@ -28,6 +29,11 @@ public struct GatewayConfiguration: Sendable {
 
 /// The OpenAI- and Azure-OpenAI-compatible routes: authenticate the subscription key, forward to the backend that
 /// serves the model, and record exactly what the reply says was used.
+///
+/// The proxy routes are answered on the connection's event loop by `GatewayChannelHandler`, ahead of Hummingbird's
+/// router (install it with `httpServer(idleTimeout:)`); only `GET /v1/models` is a router route. This type holds what
+/// every proxied request shares, and the steps that need no I/O: authentication, planning the upstream request, and
+/// metering the reply.
 public struct GatewayRoutes: Sendable {
     let catalog: GatewayCatalog
     let writer: UsageWriter
@@ -35,28 +41,31 @@ public struct GatewayRoutes: Sendable {
     let limiter: TokenLimiter
     let configuration: GatewayConfiguration
     let upstreamTargets = UpstreamTargetCache()
+    let logger: Logger
 
-    public init(catalog: GatewayCatalog, writer: UsageWriter, upstream: UpstreamClients, limiter: TokenLimiter, configuration: GatewayConfiguration) {
+    public init(
+        catalog: GatewayCatalog, writer: UsageWriter, upstream: UpstreamClients, limiter: TokenLimiter, configuration: GatewayConfiguration,
+        logger: Logger
+    ) {
         self.catalog = catalog
         self.writer = writer
         self.upstream = upstream
         self.limiter = limiter
         self.configuration = configuration
+        self.logger = logger
     }
 
+    /// `GET /v1/models`. The proxy routes are served by `httpServer(idleTimeout:)`'s channel handler.
     public func register<Context: RequestContext>(on router: Router<Context>) {
         let group = router.group().add(middleware: OpenAIErrorMiddleware<Context>())
-        for operation in OpenAIOperation.allCases {
-            group.post("v1/\(operation.pathSuffix)") { request, context in
-                try await proxy(operation, deployment: nil, request: request, context: context)
-            }
-            if operation != .responses {
-                group.post("openai/deployments/:deployment/\(operation.pathSuffix)") { request, context in
-                    try await proxy(operation, deployment: try context.parameters.require("deployment"), request: request, context: context)
-                }
-            }
-        }
         group.get("v1/models") { request, context in try await models(request: request, context: context) }
+    }
+
+    /// Hummingbird's HTTP/1.1 server with the proxy routes answered on the event loop (`GatewayChannelHandler`).
+    public func httpServer(idleTimeout: Duration? = nil) -> HTTPServerBuilder {
+        HTTPServerBuilder { responder in
+            GatewayHTTP1Channel(responder: responder, gateway: self, idleTimeout: idleTimeout)
+        }
     }
 
     // MARK: - Authentication
@@ -67,20 +76,37 @@ public struct GatewayRoutes: Sendable {
         var snapshot: CatalogSnapshot
     }
 
-    /// The key may come as `api-key`, `Ocp-Apim-Subscription-Key` or `Authorization: Bearer`.
-    func authenticate(_ headers: HTTPFields) async throws -> Caller {
+    /// The key may come as `api-key`, `Ocp-Apim-Subscription-Key` or `Authorization: Bearer`. Checked against the loaded
+    /// catalog without waiting: nil when the key is unknown but a reload might know it (see `GatewayCatalog.lookUp`).
+    func authenticateNow(_ headers: HTTPFields, reloaded: Bool = false) throws(GatewayError) -> Caller? {
         var presented = headers[.apiKey] ?? headers[.apimSubscriptionKey]
         if presented == nil, let authorization = headers[.authorization] {
             presented = Self.bearerToken(authorization)
         }
         guard let presented, !presented.isEmpty else { throw GatewayError.missingKey }
-        guard let (key, snapshot) = await catalog.key(forHash: KeyStore.hash(presented)),
-            let subscription = snapshot.subscriptions[key.subscription]
-        else { throw GatewayError.invalidKey }
+        let key: CatalogSnapshot.Key
+        let snapshot: CatalogSnapshot
+        switch catalog.lookUp(keyHash: KeyStore.hash(presented)) {
+        case .found(let found, let current):
+            (key, snapshot) = (found, current)
+        case .reloadFirst where !reloaded:
+            return nil
+        case .unknown, .reloadFirst:
+            throw GatewayError.invalidKey
+        }
+        guard let subscription = snapshot.subscriptions[key.subscription] else { throw GatewayError.invalidKey }
         guard subscription.state == .active else {
             throw GatewayError.subscriptionInactive(subscription.id, state: subscription.state, reason: subscription.stateReason)
         }
         return Caller(key: key, subscription: subscription, snapshot: snapshot)
+    }
+
+    /// `authenticateNow`, reloading the catalog first when it might know an unknown key.
+    func authenticate(_ headers: HTTPFields) async throws(GatewayError) -> Caller {
+        if let caller = try authenticateNow(headers) { return caller }
+        await catalog.refresh()
+        guard let caller = try authenticateNow(headers, reloaded: true) else { throw GatewayError.invalidKey }
+        return caller
     }
 
     /// The token of an `Authorization: Bearer <token>` value (scheme case-insensitive, blanks around the token ignored).
@@ -101,10 +127,12 @@ public struct GatewayRoutes: Sendable {
         let data: [[String: Any]] = caller.snapshot.routes.values.sorted { $0.deployment < $1.deployment }.map {
             ["id": $0.deployment, "object": "model", "created": 0, "owned_by": $0.backend]
         }
-        return jsonResponse(status: .ok, object: ["object": "list", "data": data], requestID: UUIDv7.make())
+        let body = (try? JSONSerialization.data(withJSONObject: ["object": "list", "data": data])) ?? Data("{}".utf8)
+        let (head, bytes) = Self.jsonReply(status: .ok, body: ByteBuffer(data: body), requestID: UUIDv7.make())
+        return Response(status: head.status, headers: head.headerFields, body: .init(byteBuffer: bytes))
     }
 
-    // MARK: - Proxy
+    // MARK: - Planning the upstream request
 
     /// What a usage row needs to know about the request, gathered before the reply arrives.
     struct Metering: Sendable {
@@ -137,22 +165,23 @@ public struct GatewayRoutes: Sendable {
         }
     }
 
-    func proxy(_ operation: OpenAIOperation, deployment pathDeployment: String?, request: Request, context: some RequestContext) async throws -> Response {
-        let startedAt = Date()
-        let requestID = UUIDv7.make(at: startedAt)
-        // The request id and subscription go into the few log lines the proxy writes (`Metering.logMetadata`), not
-        // into the logger: a log handler may render its metadata whenever it changes, on every request.
-        let logger = context.logger
-        let caller = try await authenticate(request.headers)
+    /// A proxied request, decided: where it goes and exactly what is sent.
+    struct Plan: Sendable {
+        var metering: Metering
+        var backend: BackendSpec
+        var route: CatalogSnapshot.Route
+        /// The body to forward: the client's own bytes unless something had to change.
+        var body: ByteBuffer
+        /// The gateway set `stream_options.include_usage` on the client's behalf: hide the usage chunk again.
+        var injectedUsage: Bool
+    }
+
+    /// Admits the caller against its token limits and decides what to forward. Only what must change is changed;
+    /// every other byte of the request is forwarded as the client sent it.
+    func plan(_ call: ProxyCall, caller: Caller, body: ByteBuffer, requestID: UUID, startedAt: Date) throws(GatewayError) -> Plan {
         let limits = caller.subscription.product.flatMap { caller.snapshot.products[$0]?.limits }
         if let limits { try limiter.admit(caller.subscription, limits: limits) }
 
-        let body: ByteBuffer
-        do {
-            body = try await request.body.collect(upTo: configuration.maximumRequestBytes)
-        } catch {
-            throw GatewayError.bodyTooLarge
-        }
         var requestBytes = Array(body.readableBytesView)
         var rewritten = false  // requestBytes no longer what the client sent
         guard var json = JSONObjectReader(document: requestBytes) else {
@@ -166,14 +195,13 @@ public struct GatewayRoutes: Sendable {
             rewritten = true
         }
         let requestedModel = json.string("model")
-        guard let routeName = pathDeployment ?? requestedModel, !routeName.isEmpty else {
+        guard let routeName = call.deployment ?? requestedModel, !routeName.isEmpty else {
             throw GatewayError.invalidRequest("The request must name a model (`model`).", param: "model")
         }
         guard let route = caller.snapshot.routes[routeName], let backend = caller.snapshot.backends[route.backend] else {
             throw GatewayError.unknownDeployment(routeName)
         }
         let streamed = json.bool("stream") ?? false
-        // Only what must change is changed; every other byte of the request is forwarded as the client sent it.
         var splices: [JSONObjectReader.Splice] = []
         if backend.kind != .azure, requestedModel != route.model {
             let model = JSONObjectReader.encodeString(route.model)
@@ -182,7 +210,7 @@ public struct GatewayRoutes: Sendable {
         // Streamed replies report usage only in a last chunk, and only if the request set stream_options.include_usage;
         // the gateway sets it and hides that chunk again if the client had not asked for it.
         var injectedUsage = false
-        if streamed && operation.needsIncludeUsage {
+        if streamed && call.operation.needsIncludeUsage {
             if let options = json.object("stream_options") {
                 if options.bool("include_usage") != true {
                     injectedUsage = true
@@ -202,15 +230,9 @@ public struct GatewayRoutes: Sendable {
         }
         let metering = Metering(
             requestID: requestID, startedAt: startedAt, subscription: caller.subscription, backend: backend.name, deployment: route.deployment,
-            requestedModel: route.model, operation: operation, streamed: streamed, requestBody: requestBytes, limits: limits)
-
-        if backend.kind == .mock {
-            return try await mockReply(operation, backend: backend, model: route.model, metering: metering, injectedUsage: injectedUsage, logger: logger)
-        }
-        let forwardBody = rewritten ? ByteBuffer(bytes: requestBytes) : body
-        return try await forward(
-            operation, backend: backend, route: route, body: forwardBody, request: request, metering: metering,
-            injectedUsage: injectedUsage, logger: logger)
+            requestedModel: route.model, operation: call.operation, streamed: streamed, requestBody: requestBytes, limits: limits)
+        return Plan(
+            metering: metering, backend: backend, route: route, body: rewritten ? ByteBuffer(bytes: requestBytes) : body, injectedUsage: injectedUsage)
     }
 
     /// The document re-serialized by Foundation (keys without escapes), or nil if it is not a JSON object.
@@ -221,135 +243,68 @@ public struct GatewayRoutes: Sendable {
         return Array(data)
     }
 
-    func forward(
-        _ operation: OpenAIOperation, backend: BackendSpec, route: CatalogSnapshot.Route, body: ByteBuffer, request: Request,
-        metering: Metering, injectedUsage: Bool, logger: Logger
-    ) async throws -> Response {
+    /// Where the planned request goes, and its headers: the client's, less its credentials and hop-by-hop headers,
+    /// plus the backend's credential.
+    func upstreamRequest(_ plan: Plan, call: ProxyCall) throws(GatewayError) -> (UpstreamTarget, HTTPHeaders) {
+        let backend = plan.backend
         guard let base = backend.baseURL?.trimmingSuffix("/") else { throw GatewayError.backendMisconfigured }
         var credential: String?
         if let env = backend.credentialEnv {
             guard let value = configuration.credentials[env], !value.isEmpty else {
-                logger.error("Backend credential missing", metadata: metering.logMetadata(["backend": "\(backend.name)", "backend.credential_env": "\(env)"]))
+                logger.error("Backend credential missing", metadata: plan.metering.logMetadata(["backend": "\(backend.name)", "backend.credential_env": "\(env)"]))
                 throw GatewayError.backendMisconfigured
             }
             credential = value
         }
-        var url: String
+        let url: String
         switch backend.kind {
         case .azure:
-            let apiVersion = request.uri.queryParameters["api-version"].map(String.init) ?? backend.apiVersion ?? "2024-10-21"
+            let apiVersion = call.queryParameter("api-version") ?? backend.apiVersion ?? "2024-10-21"
             let encodedVersion = apiVersion.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? apiVersion
-            let deployment = route.deployment.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? route.deployment
-            url = operation == .responses
+            let deployment = plan.route.deployment.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? plan.route.deployment
+            url = call.operation == .responses
                 ? "\(base)/openai/responses?api-version=\(encodedVersion)"
-                : "\(base)/openai/deployments/\(deployment)/\(operation.pathSuffix)?api-version=\(encodedVersion)"
+                : "\(base)/openai/deployments/\(deployment)/\(call.operation.pathSuffix)?api-version=\(encodedVersion)"
         case .openai, .mock:
-            url = "\(base)/\(operation.pathSuffix)"
+            url = "\(base)/\(call.operation.pathSuffix)"
         }
         guard let target = upstreamTargets.target(for: url) else { throw GatewayError.backendMisconfigured }
-        var upstreamHeaders = HTTPHeaders()
-        for field in request.headers where !UpstreamHeaders.droppedRequestHeaders.contains(field.name.canonicalName) {
-            upstreamHeaders.add(name: field.name.rawName, value: field.value)
+        var headers = HTTPHeaders()
+        for field in call.head.headerFields where !UpstreamHeaders.droppedRequestHeaders.contains(field.name.canonicalName) {
+            headers.add(name: field.name.rawName, value: field.value)
         }
-        upstreamHeaders.replaceOrAdd(name: "content-type", value: "application/json")
+        headers.replaceOrAdd(name: "content-type", value: "application/json")
         // Identity encoding, so the gateway can read usage out of the reply.
-        upstreamHeaders.replaceOrAdd(name: "accept-encoding", value: "identity")
+        headers.replaceOrAdd(name: "accept-encoding", value: "identity")
         if let credential {
             if backend.kind == .azure {
-                upstreamHeaders.replaceOrAdd(name: "api-key", value: credential)
+                headers.replaceOrAdd(name: "api-key", value: credential)
             } else {
-                upstreamHeaders.replaceOrAdd(name: "authorization", value: "Bearer \(credential)")
+                headers.replaceOrAdd(name: "authorization", value: "Bearer \(credential)")
             }
         }
+        return (target, headers)
+    }
 
-        let response: UpstreamResponse
-        do {
-            // The read timeout bounds each wait for bytes; a reply that keeps trickling in is not cut off.
-            response = try await upstream.execute(
-                target, headers: upstreamHeaders, body: body, connectTimeoutSeconds: backend.connectTimeoutSeconds,
-                readTimeoutSeconds: backend.readTimeoutSeconds, collectingUpTo: metering.streamed ? nil : configuration.maximumResponseBytes)
-        } catch {
-            let failure = UpstreamFailure(error)
-            logger.warning("Upstream request failed", metadata: metering.logMetadata(["backend": "\(backend.name)", "error": "\(error)"]))
-            land(metering.event(status: Int(failure.gatewayError.status.code), responseID: nil, model: nil, usage: .zero, source: .missing), metering: metering)
-            var gatewayError = failure.gatewayError
-            gatewayError.headers[.xRequestID] = metering.requestID.lowercasedString
-            throw gatewayError
-        }
-
+    /// The head the client gets for an upstream reply: its status and headers, less hop-by-hop ones, with the
+    /// gateway's request id.
+    static func clientHead(for reply: UpstreamResponse, requestID: UUID) -> HTTPResponse {
         var headers = HTTPFields()
-        for header in response.headers where !UpstreamHeaders.droppedResponseHeaders.contains(header.name.lowercased()) {
+        for header in reply.headers where !UpstreamHeaders.droppedResponseHeaders.contains(header.name.lowercased()) {
             if let name = HTTPField.Name(header.name) { headers.append(HTTPField(name: name, value: header.value)) }
         }
-        headers[.xRequestID] = metering.requestID.lowercasedString
-        let status = HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)
-        let isEventStream = response.headers.first(name: "content-type")?.lowercased().hasPrefix("text/event-stream") ?? false
-
-        if !isEventStream {
-            let bytes: ByteBuffer
-            do {
-                bytes = try await response.body.collect(upTo: configuration.maximumResponseBytes)
-            } catch {
-                let failure = UpstreamFailure(error)
-                land(metering.event(status: Int(failure.gatewayError.status.code), responseID: nil, model: nil, usage: .zero, source: .missing), metering: metering)
-                throw failure.gatewayError
-            }
-            record(status: Int(response.status.code), body: bytes, metering: metering)
-            return Response(status: status, headers: headers, body: .init(byteBuffer: bytes))
-        }
-
-        return relayStream(status: status, headers: headers, operation: operation, hideInjectedUsage: injectedUsage, metering: metering, logger: logger) { write in
-            for try await chunk in response.body { try await write(chunk) }
-        }
+        headers[.xRequestID] = requestID.lowercasedString
+        return HTTPResponse(status: .init(code: Int(reply.status.code), reasonPhrase: reply.status.reasonPhrase), headerFields: headers)
     }
 
-    /// Passes a server-sent-event stream to the client event by event while metering it, for upstream and mock replies
-    /// alike. The usage row is spooled before the client sees the end of the reply, so an acknowledged request is never
-    /// lost; a stream cut short (client gone, upstream broken off) is recorded with what passed, and the client's
-    /// connection is closed too, so a cut-off stream never looks complete.
-    func relayStream(
-        status: HTTPResponse.Status, headers: HTTPFields, operation: OpenAIOperation, hideInjectedUsage: Bool, metering: Metering, logger: Logger,
-        source: @escaping @Sendable (_ write: (ByteBuffer) async throws -> Void) async throws -> Void
-    ) -> Response {
-        let gateway = self
-        let code = Int(status.code)
-        return Response(status: status, headers: headers, body: ResponseBody { bodyWriter in
-            var meter = SSEStreamMeter(operation: operation, hideInjectedUsage: hideInjectedUsage)
-            var recorded = false
-            func recordStream() {
-                guard !recorded else { return }
-                recorded = true
-                let event: UsageEvent
-                if let usage = meter.usage {
-                    event = metering.event(status: code, responseID: meter.responseID, model: meter.model, usage: usage, source: .reported)
-                } else if meter.contentEvents == 0 && !(200..<300).contains(code) {
-                    // An error reply that generated nothing: nothing to count.
-                    event = metering.event(status: code, responseID: meter.responseID, model: meter.model, usage: .zero, source: .missing)
-                } else {
-                    // No usage came: the prompt estimate and one token per content chunk that passed.
-                    let usage = TokenUsage(promptTokens: metering.estimatedPromptTokens, completionTokens: meter.contentEvents)
-                    event = metering.event(status: code, responseID: meter.responseID, model: meter.model, usage: usage, source: .estimated)
-                }
-                gateway.land(event, metering: metering)
-            }
-            var streamError: (any Error)?
-            do {
-                try await source { chunk in
-                    let out = meter.consume(chunk.readableBytesView)
-                    if !out.isEmpty { try await bodyWriter.write(ByteBuffer(bytes: out)) }
-                }
-                let rest = meter.finish()
-                if !rest.isEmpty { try await bodyWriter.write(ByteBuffer(bytes: rest)) }
-                recordStream()
-                try await bodyWriter.finish(nil)
-            } catch {
-                streamError = error
-                logger.info("Stream ended early", metadata: metering.logMetadata(["error": "\(error)", "stream.content_events": "\(meter.contentEvents)"]))
-            }
-            recordStream()
-            if let streamError { throw streamError }
-        })
+    static func jsonReply(status: HTTPResponse.Status, body: ByteBuffer, requestID: UUID) -> (HTTPResponse, ByteBuffer) {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        headers[.xRequestID] = requestID.lowercasedString
+        return (HTTPResponse(status: status, headerFields: headers), body)
     }
+
+    // MARK: - Metering
 
     /// Records the usage of a complete (non-streamed) reply.
     func record(status: Int, body: ByteBuffer, metering: Metering) {
@@ -369,39 +324,20 @@ public struct GatewayRoutes: Sendable {
         land(event, metering: metering)
     }
 
-    func mockReply(
-        _ operation: OpenAIOperation, backend: BackendSpec, model: String, metering: Metering, injectedUsage: Bool, logger: Logger
-    ) async throws -> Response {
-        let json = (try? JSONSerialization.jsonObject(with: Data(metering.requestBody))) as? [String: Any] ?? [:]
-        if backend.mockLatencyMilliseconds > 0 { try await Task.sleep(for: .milliseconds(backend.mockLatencyMilliseconds)) }
-        let id = "mock-\(metering.requestID.lowercasedString)"
-        let created = Int(metering.startedAt.timeIntervalSince1970)
-        if !metering.streamed || operation == .embeddings {
-            let object = MockOpenAI.response(for: operation, model: model, request: json, id: id, created: created)
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-            record(status: 200, body: ByteBuffer(data: data), metering: metering)
-            return jsonResponse(status: .ok, data: data, requestID: metering.requestID)
+    /// Records the usage of a streamed reply, complete or cut short, from what its meter saw pass.
+    func record(status: Int, stream meter: SSEStreamMeter, metering: Metering) {
+        let event: UsageEvent
+        if let usage = meter.usage {
+            event = metering.event(status: status, responseID: meter.responseID, model: meter.model, usage: usage, source: .reported)
+        } else if meter.contentEvents == 0 && !(200..<300).contains(status) {
+            // An error reply that generated nothing: nothing to count.
+            event = metering.event(status: status, responseID: meter.responseID, model: meter.model, usage: .zero, source: .missing)
+        } else {
+            // No usage came: the prompt estimate and one token per content chunk that passed.
+            let usage = TokenUsage(promptTokens: metering.estimatedPromptTokens, completionTokens: meter.contentEvents)
+            event = metering.event(status: status, responseID: meter.responseID, model: meter.model, usage: usage, source: .estimated)
         }
-        // The mock is asked exactly as an upstream would be (include_usage already set by the gateway), and metered the same way.
-        let events = MockOpenAI.streamEvents(for: operation, model: model, request: json, id: id, created: created)
-        var headers = HTTPFields()
-        headers[.contentType] = "text/event-stream"
-        headers[.xRequestID] = metering.requestID.lowercasedString
-        return relayStream(status: .ok, headers: headers, operation: operation, hideInjectedUsage: injectedUsage, metering: metering, logger: logger) { write in
-            for event in events { try await write(ByteBuffer(string: event)) }
-        }
-    }
-
-    func jsonResponse(status: HTTPResponse.Status, object: [String: Any], requestID: UUID) -> Response {
-        let data = (try? JSONSerialization.data(withJSONObject: object)) ?? Data("{}".utf8)
-        return jsonResponse(status: status, data: data, requestID: requestID)
-    }
-
-    func jsonResponse(status: HTTPResponse.Status, data: Data, requestID: UUID) -> Response {
-        var headers = HTTPFields()
-        headers[.contentType] = "application/json"
-        headers[.xRequestID] = requestID.lowercasedString
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(data: data)))
+        land(event, metering: metering)
     }
 
     /// Spools the usage row, counts it against the subscription's limits, and updates the metrics.
@@ -420,6 +356,34 @@ public struct GatewayRoutes: Sendable {
             metrics.promptTokens.increment(by: usage.promptTokens)
             metrics.completionTokens.increment(by: usage.completionTokens)
         }
+    }
+
+    // MARK: - The mock backend
+
+    /// What the `mock` backend answers: a whole reply, or the events of a stream (metered like an upstream's).
+    enum MockReply {
+        case whole(HTTPResponse, ByteBuffer)
+        case stream(HTTPResponse, [ByteBuffer])
+    }
+
+    func mockReply(_ plan: Plan) -> MockReply {
+        let metering = plan.metering
+        let json = (try? JSONSerialization.jsonObject(with: Data(metering.requestBody))) as? [String: Any] ?? [:]
+        let id = "mock-\(metering.requestID.lowercasedString)"
+        let created = Int(metering.startedAt.timeIntervalSince1970)
+        let model = plan.route.model
+        if !metering.streamed || metering.operation == .embeddings {
+            let object = MockOpenAI.response(for: metering.operation, model: model, request: json, id: id, created: created)
+            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+            let (head, body) = Self.jsonReply(status: .ok, body: ByteBuffer(data: data), requestID: metering.requestID)
+            return .whole(head, body)
+        }
+        // The mock is asked exactly as an upstream would be (include_usage already set by the gateway).
+        let events = MockOpenAI.streamEvents(for: metering.operation, model: model, request: json, id: id, created: created)
+        var headers = HTTPFields()
+        headers[.contentType] = "text/event-stream"
+        headers[.xRequestID] = metering.requestID.lowercasedString
+        return .stream(HTTPResponse(status: .ok, headerFields: headers), events.map { ByteBuffer(string: $0) })
     }
 }
 

@@ -5,9 +5,10 @@ import NIOSSL
 import ServiceLifecycle
 import Synchronization
 
-/// The gateway's HTTP/1.1 client for upstream calls: keep-alive connections pooled per upstream, each request written
-/// in one flush (head and body together), the reply's head handed over as soon as it arrives and its body streamed
-/// with back-pressure. It does what a metering proxy needs and nothing else: no redirects (a redirect must not carry a
+/// The gateway's HTTP/1.1 client for upstream calls, driven from the event loop (futures and callbacks, no tasks):
+/// keep-alive connections pooled per upstream, each request written in one flush (head and body together), the reply
+/// either collected whole or its head handed over as soon as it arrives and its body streamed to a consumer with
+/// back-pressure. It does what a metering proxy needs and nothing else: no redirects (a redirect must not carry a
 /// backend credential elsewhere), no cookies, no decompression (the gateway reads usage out of the reply).
 ///
 /// It replaced async-http-client on this path, whose general machinery (a per-request transaction, URL parsing, a
@@ -39,38 +40,59 @@ public final class UpstreamClients: Service, Sendable {
         let readTimeoutSeconds: Int
     }
 
-    /// Sends one request and returns once the reply's head has arrived; its body follows in `response.body`. With
-    /// `collectingUpTo`, it returns only when the whole reply has arrived, its body in one buffer (a request that did
-    /// not ask for a stream: no per-chunk hand-over to wait for).
-    /// A reused connection that the upstream had closed while idle is replaced, and the request sent again, only when
-    /// no byte of a reply had come back on it (as Go's net/http does); any other failure is thrown.
+    /// How a reply's body is handed over.
+    enum ReplyMode {
+        /// The whole body, in one buffer, once it has all arrived (refused past `limit` bytes): a request that did not
+        /// ask for a stream has no per-chunk hand-over to wait for.
+        case collect(limit: Int)
+        /// Each piece as it is read, to `consumer`, on the connection's event loop; the future completes with the head.
+        case stream(any UpstreamBodyConsumer)
+    }
+
+    /// Sends one request. The future completes, on `eventLoop`, with the reply's head (and its whole body when
+    /// collecting). A reused connection that the upstream had closed while idle is replaced, and the request sent again,
+    /// only when no byte of a reply had come back on it (as Go's net/http does); any other failure fails the future.
     func execute(
         _ target: UpstreamTarget, method: HTTPMethod = .POST, headers: HTTPHeaders, body: ByteBuffer, connectTimeoutSeconds: Int,
-        readTimeoutSeconds: Int, collectingUpTo collectLimit: Int? = nil
-    ) async throws -> UpstreamResponse {
+        readTimeoutSeconds: Int, reply: ReplyMode, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<UpstreamResponse> {
         var head = HTTPRequestHead(version: .http1_1, method: method, uri: target.pathAndQuery, headers: headers)
         head.headers.replaceOrAdd(name: "host", value: target.hostHeader)
         head.headers.replaceOrAdd(name: "content-length", value: String(body.readableBytes))
-        let key = PoolKey(endpoint: target.endpoint, readTimeoutSeconds: readTimeoutSeconds)
-        while let connection = checkOut(key) {
-            do {
-                return try await connection.send(head, body: body, collectLimit: collectLimit)
-            } catch UpstreamClientError.closedBeforeReply {
-                continue  // closed while idle: try the next one, or a new connection
-            }
-        }
-        let connection = try await connect(key, connectTimeoutSeconds: connectTimeoutSeconds)
-        return try await connection.send(head, body: body, collectLimit: collectLimit)
+        let exchange = Exchange(
+            key: PoolKey(endpoint: target.endpoint, readTimeoutSeconds: readTimeoutSeconds), head: head, body: body, reply: reply,
+            connectTimeoutSeconds: connectTimeoutSeconds)
+        return attempt(exchange, on: eventLoop)
     }
 
-    private func checkOut(_ key: PoolKey) -> UpstreamConnection? {
-        let here = MultiThreadedEventLoopGroup.currentEventLoop.map { ObjectIdentifier($0 as AnyObject) }
+    /// One request as `attempt` needs it, possibly more than once.
+    struct Exchange {
+        let key: PoolKey
+        let head: HTTPRequestHead
+        let body: ByteBuffer
+        let reply: ReplyMode
+        let connectTimeoutSeconds: Int
+    }
+
+    private func attempt(_ exchange: Exchange, on eventLoop: any EventLoop) -> EventLoopFuture<UpstreamResponse> {
+        guard let connection = checkOut(exchange.key, preferring: eventLoop) else {
+            return connect(exchange.key, connectTimeoutSeconds: exchange.connectTimeoutSeconds, on: eventLoop)
+                .flatMap { $0.send(exchange) }
+                .hop(to: eventLoop)
+        }
+        return connection.send(exchange).hop(to: eventLoop).flatMapError { error in
+            // Closed while idle: try the next pooled one, or a new connection.
+            guard case UpstreamClientError.closedBeforeReply = error else { return eventLoop.makeFailedFuture(error) }
+            return self.attempt(exchange, on: eventLoop)
+        }
+    }
+
+    private func checkOut(_ key: PoolKey, preferring eventLoop: any EventLoop) -> UpstreamConnection? {
+        let here = ObjectIdentifier(eventLoop as AnyObject)
         return pool.withLock { pool in
             // Popped in place: the lists are never copied.
-            if let here {
-                while let connection = pool[key]?[here]?.popLast() {
-                    if connection.channel.isActive { return connection }
-                }
+            while let connection = pool[key]?[here]?.popLast() {
+                if connection.channel.isActive { return connection }
             }
             for loop in pool[key].map({ Array($0.keys) }) ?? [] {
                 while let connection = pool[key]?[loop]?.popLast() {
@@ -93,15 +115,15 @@ public final class UpstreamClients: Service, Sendable {
         if !kept { connection.channel.close(promise: nil) }
     }
 
-    private func connect(_ key: PoolKey, connectTimeoutSeconds: Int) async throws -> UpstreamConnection {
+    /// A new connection lives on the event loop of the request that opened it (see `pool`).
+    private func connect(_ key: PoolKey, connectTimeoutSeconds: Int, on eventLoop: any EventLoop) -> EventLoopFuture<UpstreamConnection> {
         let endpoint = key.endpoint
-        if endpoint.tls && tls == nil { throw tlsError ?? UpstreamClientError.tlsUnavailable("no TLS context") }
+        if endpoint.tls && tls == nil { return eventLoop.makeFailedFuture(tlsError ?? UpstreamClientError.tlsUnavailable("no TLS context")) }
         // SNI carries host names only; an upstream addressed by IP is verified against the address alone.
         let serverName = endpoint.host.contains(":") || endpoint.host.allSatisfy({ $0.isNumber || $0 == "." }) ? nil : endpoint.host
         let tls = endpoint.tls ? self.tls : nil
         let readTimeout = TimeAmount.seconds(Int64(key.readTimeoutSeconds))
-        // A new connection lives on the event loop of the request that opened it (see `pool`).
-        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.currentEventLoop ?? NIOSingletons.posixEventLoopGroup.next())
+        let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(.seconds(Int64(connectTimeoutSeconds)))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
@@ -115,22 +137,19 @@ public final class UpstreamClients: Service, Sendable {
                     try pipeline.addHandler(UpstreamConnectionHandler())
                 }
             }
-        let channel: any Channel
-        do {
-            channel = try await bootstrap.connect(host: endpoint.host, port: endpoint.port).get()
-        } catch ChannelError.connectTimeout {
-            throw UpstreamClientError.connectTimeout
-        } catch {
-            throw UpstreamClientError.connectFailed(String(describing: error))
-        }
-        return try await channel.eventLoop.submit { [weak self] in
-            let handler = try channel.pipeline.syncOperations.handler(type: UpstreamConnectionHandler.self)
-            let connection = UpstreamConnection(key: key, channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
-            // The handler offers the connection back when a reply has ended with keep-alive; the closure holds the
-            // connection, so it is dropped when the channel closes.
-            handler.release = { [weak self] in self?.checkIn(connection) }
-            return connection
-        }.get()
+        return bootstrap.connect(host: endpoint.host, port: endpoint.port)
+            .flatMapErrorThrowing { error in
+                if case ChannelError.connectTimeout = error { throw UpstreamClientError.connectTimeout }
+                throw UpstreamClientError.connectFailed(String(describing: error))
+            }
+            .flatMapThrowing { [weak self] channel in
+                let handler = try channel.pipeline.syncOperations.handler(type: UpstreamConnectionHandler.self)
+                let connection = UpstreamConnection(key: key, channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
+                // The handler offers the connection back when a reply has ended with keep-alive; the closure holds the
+                // connection, so it is dropped when the channel closes.
+                handler.release = { [weak self] in self?.checkIn(connection) }
+                return connection
+            }
     }
 
     public func run() async throws {
@@ -215,7 +234,6 @@ enum UpstreamClientError: Error, Equatable, CustomStringConvertible {
     case connectionLost(String)
     case replyTooLarge(Int)
     case tlsUnavailable(String)
-    case cancelled
 
     var description: String {
         switch self {
@@ -226,80 +244,40 @@ enum UpstreamClientError: Error, Equatable, CustomStringConvertible {
         case .connectionLost(let reason): "connection lost mid-reply: \(reason)"
         case .replyTooLarge(let limit): "reply larger than \(limit) bytes"
         case .tlsUnavailable(let reason): "TLS is unavailable: \(reason)"
-        case .cancelled: "cancelled"
         }
     }
 }
 
-/// A reply's head, and its body as it arrives.
+/// A reply's head, and its body when it was collected.
 struct UpstreamResponse: Sendable {
     let status: HTTPResponseStatus
     let headers: HTTPHeaders
-    let body: UpstreamResponseBody
+    /// The whole body (`ReplyMode.collect`); nil when it streams to the consumer.
+    let body: ByteBuffer?
+    /// Controls the streamed body (`ReplyMode.stream`).
+    let stream: UpstreamStream?
 }
 
-/// The body of a reply: an async sequence of the byte buffers as they are read, with back-pressure (reading from the
-/// upstream pauses while the consumer lags), or the whole body at once when it was collected. Abandoning a streamed
-/// body before its end closes the connection.
-struct UpstreamResponseBody: AsyncSequence, Sendable {
-    typealias Element = ByteBuffer
-    typealias Producer = NIOThrowingAsyncSequenceProducer<
-        ByteBuffer, any Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, UpstreamBodyDelegate
-    >
-    enum Storage: Sendable {
-        case streamed(Producer)
-        case collected(ByteBuffer)
-    }
-    let storage: Storage
-
-    struct AsyncIterator: AsyncIteratorProtocol {
-        var streamed: Producer.AsyncIterator?
-        var collected: ByteBuffer?
-
-        mutating func next() async throws -> ByteBuffer? {
-            if streamed != nil { return try await streamed!.next() }
-            defer { collected = nil }
-            return collected.flatMap { $0.readableBytes > 0 ? $0 : nil }
-        }
-    }
-
-    func makeAsyncIterator() -> AsyncIterator {
-        switch storage {
-        case .streamed(let producer): AsyncIterator(streamed: producer.makeAsyncIterator())
-        case .collected(let buffer): AsyncIterator(collected: buffer)
-        }
-    }
-
-    /// The whole body, refused past `maximumBytes`.
-    func collect(upTo maximumBytes: Int) async throws -> ByteBuffer {
-        if case .collected(let buffer) = storage {
-            guard buffer.readableBytes <= maximumBytes else { throw UpstreamClientError.replyTooLarge(maximumBytes) }
-            return buffer
-        }
-        var collected = ByteBuffer()
-        for try await var chunk in self {
-            guard collected.readableBytes + chunk.readableBytes <= maximumBytes else { throw UpstreamClientError.replyTooLarge(maximumBytes) }
-            if collected.readableBytes == 0 {
-                collected = chunk
-            } else {
-                collected.writeBuffer(&chunk)
-            }
-        }
-        return collected
-    }
+/// Receives a streamed reply's body, on the upstream connection's event loop. After `upstreamEnded` nothing more comes.
+protocol UpstreamBodyConsumer: AnyObject, Sendable {
+    func upstreamBody(_ buffer: ByteBuffer)
+    /// The body is complete (`error` nil), or broke off.
+    func upstreamEnded(_ error: UpstreamClientError?)
 }
 
-/// Tells the connection's handler, on its event loop, when the consumer wants more and when it is gone.
-struct UpstreamBodyDelegate: NIOAsyncSequenceProducerDelegate {
-    let handler: NIOLoopBound<UpstreamConnectionHandler>
-    let exchange: UInt64
+/// A streamed reply in progress: its consumer can pause reading while it lags (back-pressure), resume it, or abandon
+/// the reply (the connection is then closed: the rest of a reply can't be skipped safely). Callable from any thread.
+struct UpstreamStream: Sendable {
+    fileprivate let handler: NIOLoopBound<UpstreamConnectionHandler>
+    fileprivate let exchange: UInt64
 
-    func produceMore() {
-        handler.eventLoop.execute { handler.value.resumeReading(exchange: exchange) }
-    }
+    func pause() { onLoop { $0.pauseReading(exchange: exchange) } }
+    func resume() { onLoop { $0.resumeReading(exchange: exchange) } }
+    func abandon() { onLoop { $0.consumerGone(exchange: exchange) } }
 
-    func didTerminate() {
-        handler.eventLoop.execute { handler.value.consumerGone(exchange: exchange) }
+    private func onLoop(_ body: @escaping @Sendable (UpstreamConnectionHandler) -> Void) {
+        let handler = self.handler
+        if handler.eventLoop.inEventLoop { body(handler.value) } else { handler.eventLoop.execute { body(handler.value) } }
     }
 }
 
@@ -315,19 +293,16 @@ final class UpstreamConnection: Sendable {
         self.handler = handler
     }
 
-    func send(_ head: HTTPRequestHead, body: ByteBuffer, collectLimit: Int?) async throws -> UpstreamResponse {
+    /// Completes on the connection's event loop.
+    func send(_ exchange: UpstreamClients.Exchange) -> EventLoopFuture<UpstreamResponse> {
         let promise = channel.eventLoop.makePromise(of: UpstreamResponse.self)
         let handler = self.handler
-        return try await withTaskCancellationHandler {
-            if handler.eventLoop.inEventLoop {
-                handler.value.start(head, body: body, collectLimit: collectLimit, promise: promise, handler: handler)
-            } else {
-                handler.eventLoop.execute { handler.value.start(head, body: body, collectLimit: collectLimit, promise: promise, handler: handler) }
-            }
-            return try await promise.futureResult.get()
-        } onCancel: {
-            handler.eventLoop.execute { handler.value.cancel(promise) }
+        if handler.eventLoop.inEventLoop {
+            handler.value.start(exchange, promise: promise, handler: handler)
+        } else {
+            handler.eventLoop.execute { handler.value.start(exchange, promise: promise, handler: handler) }
         }
+        return promise.futureResult
     }
 }
 
@@ -338,8 +313,8 @@ final class UpstreamConnectionHandler: ChannelInboundHandler {
 
     private enum State {
         case idle
-        case awaitingHead(EventLoopPromise<UpstreamResponse>, handler: NIOLoopBound<UpstreamConnectionHandler>, collectLimit: Int?)
-        case body(UpstreamResponseBody.Producer.Source, keepAlive: Bool)
+        case awaitingHead(EventLoopPromise<UpstreamResponse>, handler: NIOLoopBound<UpstreamConnectionHandler>, UpstreamClients.ReplyMode)
+        case body(any UpstreamBodyConsumer, keepAlive: Bool)
         /// Collecting the whole reply before handing it over.
         case collecting(EventLoopPromise<UpstreamResponse>, HTTPResponseHead, ByteBuffer, limit: Int)
         /// The reply is still arriving but nobody reads it any more: the connection is closed.
@@ -356,43 +331,35 @@ final class UpstreamConnectionHandler: ChannelInboundHandler {
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
-    func start(
-        _ head: HTTPRequestHead, body: ByteBuffer, collectLimit: Int?, promise: EventLoopPromise<UpstreamResponse>,
-        handler: NIOLoopBound<UpstreamConnectionHandler>
-    ) {
+    func start(_ request: UpstreamClients.Exchange, promise: EventLoopPromise<UpstreamResponse>, handler: NIOLoopBound<UpstreamConnectionHandler>) {
         guard case .idle = state, let context, context.channel.isActive else {
             promise.fail(UpstreamClientError.closedBeforeReply)
             return
         }
         exchange &+= 1
         paused = false
-        state = .awaitingHead(promise, handler: handler, collectLimit: collectLimit)
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        state = .awaitingHead(promise, handler: handler, request.reply)
+        context.write(wrapOutboundOut(.head(request.head)), promise: nil)
+        if request.body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(request.body))), promise: nil) }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
-            guard case .awaitingHead(let promise, let handler, let collectLimit) = state else { return }
-            if let collectLimit {
-                state = .collecting(promise, head, ByteBuffer(), limit: collectLimit)
-                return
+            guard case .awaitingHead(let promise, let handler, let reply) = state else { return }
+            switch reply {
+            case .collect(let limit):
+                state = .collecting(promise, head, ByteBuffer(), limit: limit)
+            case .stream(let consumer):
+                state = .body(consumer, keepAlive: head.isKeepAlive)
+                promise.succeed(UpstreamResponse(
+                    status: head.status, headers: head.headers, body: nil, stream: UpstreamStream(handler: handler, exchange: exchange)))
             }
-            let sequence = UpstreamResponseBody.Producer.makeSequence(
-                elementType: ByteBuffer.self, failureType: (any Error).self,
-                backPressureStrategy: .init(lowWatermark: 2, highWatermark: 16), finishOnDeinit: false,
-                delegate: UpstreamBodyDelegate(handler: handler, exchange: exchange))
-            state = .body(sequence.source, keepAlive: head.isKeepAlive)
-            promise.succeed(UpstreamResponse(status: head.status, headers: head.headers, body: UpstreamResponseBody(storage: .streamed(sequence.sequence))))
         case .body(var buffer):
             switch state {
-            case .body(let source, _):
-                if case .stopProducing = source.yield(buffer) {
-                    paused = true
-                    context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
-                }
+            case .body(let consumer, _):
+                consumer.upstreamBody(buffer)
             case .collecting(let promise, let head, var collected, let limit):
                 guard collected.readableBytes + buffer.readableBytes <= limit else {
                     state = .closed
@@ -408,7 +375,7 @@ final class UpstreamConnectionHandler: ChannelInboundHandler {
             }
         case .end:
             switch state {
-            case .body(let source, let keepAlive):
+            case .body(let consumer, let keepAlive):
                 state = .idle
                 if paused {
                     paused = false
@@ -416,15 +383,21 @@ final class UpstreamConnectionHandler: ChannelInboundHandler {
                 }
                 // Back in the pool before the consumer learns the body ended, so its next request finds it there.
                 if keepAlive { release?() } else { context.close(promise: nil) }
-                source.finish()
+                consumer.upstreamEnded(nil)
             case .collecting(let promise, let head, let collected, _):
                 state = .idle
                 if head.isKeepAlive { release?() } else { context.close(promise: nil) }
-                promise.succeed(UpstreamResponse(status: head.status, headers: head.headers, body: UpstreamResponseBody(storage: .collected(collected))))
+                promise.succeed(UpstreamResponse(status: head.status, headers: head.headers, body: collected, stream: nil))
             default:
                 return  // closed: the connection is going away, never back to the pool
             }
         }
+    }
+
+    func pauseReading(exchange: UInt64) {
+        guard exchange == self.exchange, !paused, case .body = state, let context else { return }
+        paused = true
+        context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
     }
 
     func resumeReading(exchange: UInt64) {
@@ -435,21 +408,9 @@ final class UpstreamConnectionHandler: ChannelInboundHandler {
 
     /// The body's consumer stopped before its end (the client went away): the rest can't be skipped safely, so close.
     func consumerGone(exchange: UInt64) {
-        guard exchange == self.exchange, case .body(let source, _) = state, let context else { return }
+        guard exchange == self.exchange, case .body = state, let context else { return }
         state = .closed
-        source.finish()
         context.close(promise: nil)
-    }
-
-    /// The waiting request was cancelled before the reply's head came.
-    func cancel(_ promise: EventLoopPromise<UpstreamResponse>) {
-        switch state {
-        case .awaitingHead(let waiting, _, _) where waiting.futureResult === promise.futureResult: break
-        case .collecting(let waiting, _, _, _) where waiting.futureResult === promise.futureResult: break
-        default: return
-        }
-        fail(UpstreamClientError.cancelled)
-        context?.close(promise: nil)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -494,9 +455,9 @@ final class UpstreamConnectionHandler: ChannelInboundHandler {
         case .awaitingHead(let promise, _, _), .collecting(let promise, _, _, _):
             state = .closed
             promise.fail(error)
-        case .body(let source, _):
+        case .body(let consumer, _):
             state = .closed
-            source.finish(error)
+            consumer.upstreamEnded(error)
         case .idle, .closed:
             break
         }

@@ -93,16 +93,19 @@ public func buildApplication(
     let router = Router(context: BasicRequestContext.self)
     router.add(middleware: LogRequestsMiddleware(.debug))
     addHealthRoutes(to: router, catalog: catalog, writer: writer, registry: registry)
-    GatewayRoutes(
+    let gateway = GatewayRoutes(
         catalog: catalog, writer: writer, upstream: upstream, limiter: limiter,
-        configuration: GatewayConfiguration(maximumRequestBytes: configuration.maximumRequestBytes, credentials: configuration.credentials)
-    ).register(on: router)
+        configuration: GatewayConfiguration(maximumRequestBytes: configuration.maximumRequestBytes, credentials: configuration.credentials),
+        logger: logger)
+    gateway.register(on: router)
     AdminAPI(
         token: adminToken, postgres: postgres, catalog: catalog, database: database, suspender: suspender, logger: logger
     ).register(on: router)
 
     var app = Application(
         router: router,
+        // The proxy routes are answered on the event loop, ahead of the router (GatewayChannelHandler).
+        server: gateway.httpServer(),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tollgate"),
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
         logger: logger)

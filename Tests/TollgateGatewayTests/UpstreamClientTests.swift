@@ -66,12 +66,31 @@ import Testing
         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n\(extraHeaders)\r\n\(body)"
     }
 
+    /// Gathers a streamed body, on the connection's event loop, and hands it over at its end.
+    final class Collector: UpstreamBodyConsumer, @unchecked Sendable {
+        let done: EventLoopPromise<ByteBuffer>
+        private var collected = ByteBuffer()
+        init(done: EventLoopPromise<ByteBuffer>) { self.done = done }
+        func upstreamBody(_ buffer: ByteBuffer) {
+            var buffer = buffer
+            collected.writeBuffer(&buffer)
+        }
+        func upstreamEnded(_ error: UpstreamClientError?) {
+            if let error { done.fail(error) } else { done.succeed(collected) }
+        }
+    }
+
+    /// One request; `collect` nil streams the body through a `Collector`.
     func send(_ client: UpstreamClients, port: Int, collect: Int? = 1 << 20, readTimeout: Int = 5) async throws -> (Int, String) {
         let target = try #require(UpstreamTarget(url: "http://127.0.0.1:\(port)/v1/chat/completions"))
+        let loop = NIOSingletons.posixEventLoopGroup.next()
+        let collector = collect == nil ? Collector(done: loop.makePromise()) : nil
         let response = try await client.execute(
             target, headers: ["content-type": "application/json"], body: ByteBuffer(string: "{}"), connectTimeoutSeconds: 2,
-            readTimeoutSeconds: readTimeout, collectingUpTo: collect)
-        let body = try await response.body.collect(upTo: 1 << 20)
+            readTimeoutSeconds: readTimeout, reply: collect.map { .collect(limit: $0) } ?? .stream(collector!), on: loop
+        ).get()
+        let body: ByteBuffer
+        if let collected = response.body { body = collected } else { body = try await collector!.done.futureResult.get() }
         return (Int(response.status.code), String(buffer: body))
     }
 
