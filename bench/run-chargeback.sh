@@ -170,6 +170,9 @@ for target in "$SMALL" "$LARGE"; do
         echo "### $label: reporting.chargeback_monthly for one month"
         pg_psql "$PORT" -d tollgate_bench -c "EXPLAIN (ANALYZE, BUFFERS) SELECT team, charge_type, sum(cost) FROM reporting.chargeback_monthly
             WHERE period_start = '2026-10-01T00:00:00Z' GROUP BY 1, 2"
+        echo "### $label: reporting.usage_daily, one month by day"
+        pg_psql "$PORT" -d tollgate_bench -c "EXPLAIN (ANALYZE, BUFFERS) SELECT usage_date, sum(list_cost), sum(total_tokens)
+            FROM reporting.usage_daily WHERE usage_date >= '2026-10-01' AND usage_date < '2026-11-01' GROUP BY 1"
     } >>"$RUN/explain.txt" 2>&1
 done
 

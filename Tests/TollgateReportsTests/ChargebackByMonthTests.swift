@@ -70,10 +70,16 @@ import TollgateTestSupport
         FROM f
         """
 
-    static func seed(_ client: PostgresClient) async throws {
+    /// - Parameters:
+    ///   - morePrices: another price list (CSV), imported before October closes.
+    ///   - moreUsage: more events (NDJSON lines), ingested with October's, before it closes.
+    static func seed(_ client: PostgresClient, morePrices: String? = nil, moreUsage: [String] = []) async throws {
         let logger = TestDatabase.logger
         try await ChargebackMonthTests.seed(client)
         _ = try await PriceStore(client: client).importPrices(try PriceListCSV.parse(extraPrices), priceList: "extra.csv", logger: logger)
+        if let morePrices {
+            _ = try await PriceStore(client: client).importPrices(try PriceListCSV.parse(morePrices), priceList: "more.csv", logger: logger)
+        }
         let october = [
             event(20, "gpt-4o", "azure-east", "2026-10-04T08:00:00Z", prompt: 300_000, completion: 30_000),
             event(21, "gpt-4o", "azure-east", deployment: "gpt-4o-eu", "2026-10-08T05:59:59Z", prompt: 200_000, completion: 10_000),
@@ -83,7 +89,7 @@ import TollgateTestSupport
             event(25, "gpt-4o-mini", "openai", "2026-10-15T12:00:00Z", prompt: 1_000_000, completion: 100_000),
             event(26, "gpt-4o-mini", "openai", "2026-10-16T00:00:00Z", prompt: 500_000, completion: 0),
         ]
-        try await ingest(october, client)
+        try await ingest(october + moreUsage, client)
         try await PeriodStore(client: client).close(ChargebackMonthTests.october, closedBy: "test", now: ChargebackMonthTests.now, logger: logger)
         // Late October usage (corrections booked in November), including the split day and the committed backend, and November's own.
         try await ingest(
