@@ -145,7 +145,7 @@ final class GatewayChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
                 guard passedInFlight == 0 else { return false }
                 guard head.method == .post else {
                     inbound = .discarding
-                    answerAtOnce(GatewayError.methodNotAllowed(head.method, path: head.path ?? "/").reply, call: call)
+                    answerAtOnce(GatewayError.methodNotAllowed(head.method, path: head.path ?? "/").reply, call: call, context: context)
                     return true
                 }
                 inbound = .collecting(call, context.channel.allocator.buffer(capacity: 0))
@@ -163,7 +163,7 @@ final class GatewayChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
                     inbound = .discarding
                     var refusal = GatewayError.bodyTooLarge
                     refusal.headers[.connection] = "close"
-                    answerAtOnce(refusal.reply, call: call, close: true)
+                    answerAtOnce(refusal.reply, call: call, close: true, context: context)
                     return true
                 }
                 inbound = .betweenRequests  // let `body` be uniquely referenced while it grows
@@ -195,8 +195,8 @@ final class GatewayChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
         context.fireChannelRead(wrapInboundOut(part))
     }
 
-    private func answerAtOnce(_ reply: (HTTPResponse, ByteBuffer), call: ProxyCall, close: Bool = false) {
-        let exchange = ProxyExchange(call: call, gateway: gateway, connection: self, eventLoop: context!.eventLoop)
+    private func answerAtOnce(_ reply: (HTTPResponse, ByteBuffer), call: ProxyCall, close: Bool = false, context: ChannelHandlerContext) {
+        let exchange = ProxyExchange(call: call, gateway: gateway, connection: self, eventLoop: context.eventLoop)
         self.exchange = exchange
         exchange.answer(reply, close: close)
     }
