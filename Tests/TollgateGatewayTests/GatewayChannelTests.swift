@@ -43,10 +43,12 @@ import TollgateTestSupport
             func channelInactive(context: ChannelHandlerContext) { state.withLockedValue { $0.closed = true } }
         }
 
-        init(port: Int) async throws {
+        /// With `reading: false` nothing is read until `startReading()`: a client that has stopped reading.
+        init(port: Int, reading: Bool = true) async throws {
             let collector = Collector()
             self.collector = collector
             channel = try await ClientBootstrap(group: NIOSingletons.posixEventLoopGroup)
+                .channelOption(.autoRead, value: reading)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()
@@ -88,6 +90,11 @@ import TollgateTestSupport
             let (replies, _, closed) = collector.state.withLockedValue { $0 }
             return (replies, closed)
         }
+
+        func startReading() async throws { try await channel.setOption(.autoRead, value: true) }
+
+        /// Bytes of the current, unfinished reply's body received so far.
+        var partialBodyBytes: Int { collector.state.withLockedValue { $0.current?.body.utf8.count ?? 0 } }
 
         func close() async { try? await channel.close() }
     }
@@ -170,6 +177,102 @@ import TollgateTestSupport
             // Only the two answered model requests were metered: nothing for the refused ones.
             let rows = try await GatewayHarness.usageRows()
             #expect(rows.map(\.route).sorted() == ["chat.completions", "embeddings"])
+        }
+    }
+
+    /// An upstream that answers any request with an endless event stream, written as fast as its socket takes it,
+    /// and counts what it managed to write.
+    final class FloodingUpstream: Sendable {
+        let written = NIOLockedValueBox(0)
+
+        final class Handler: ChannelInboundHandler, Sendable {
+            typealias InboundIn = HTTPServerRequestPart
+            let upstream: FloodingUpstream
+            init(upstream: FloodingUpstream) { self.upstream = upstream }
+            static let event: ByteBuffer = {
+                let payload = #"data: {"id":"flood","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"\#(String(repeating: "x", count: 900))"}}]}"# + "\n\n"
+                return ByteBuffer(string: String(payload.utf8.count, radix: 16) + "\r\n" + payload + "\r\n")
+            }()
+
+            func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+                guard case .end = unwrapInboundIn(data) else { return }
+                context.writeAndFlush(NIOAny(ByteBuffer(string: "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")), promise: nil)
+                pump(context: context)
+            }
+            func channelWritabilityChanged(context: ChannelHandlerContext) { pump(context: context) }
+            private func pump(context: ChannelHandlerContext) {
+                // Up to 256 MB; no more than the socket takes.
+                while context.channel.isWritable && upstream.written.withLockedValue({ $0 }) < 256 << 20 {
+                    context.writeAndFlush(NIOAny(Self.event), promise: nil)
+                    upstream.written.withLockedValue { $0 += Self.event.readableBytes }
+                }
+            }
+        }
+
+        func run<T: Sendable>(_ body: @Sendable (Int) async throws -> T) async throws -> T {
+            let channel = try await ServerBootstrap(group: NIOSingletons.posixEventLoopGroup)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
+                        try channel.pipeline.syncOperations.addHandler(Handler(upstream: self))
+                    }
+                }
+                .bind(host: "127.0.0.1", port: 0).get()
+            do {
+                let result = try await body(channel.localAddress!.port!)
+                try await channel.close()
+                return result
+            } catch {
+                try? await channel.close()
+                throw error
+            }
+        }
+    }
+
+    @Test func aStreamToAClientThatStopsReadingIsNotBufferedByTheGateway() async throws {
+        let upstream = FloodingUpstream()
+        try await upstream.run { port in
+            let keys = try await GatewayHarness.prepare(GatewayHarness.document(upstreamPort: port))
+            let configuration = try await GatewayHarness.configuration()
+            try await GatewayHarness.withLiveGateway(configuration: configuration) { client, runtime in
+                let connection = try await RawConnection(port: try #require(client.port), reading: false)
+                try await connection.send([Self.post("/v1/chat/completions", key: keys["sub-a"]!, body: #"{"model":"gpt-4o-mini","stream":true,"messages":[]}"#)])
+                // The client reads nothing: once the sockets' buffers are full the gateway stops reading the upstream,
+                // so the upstream can write only that much. Without back-pressure the gateway would read on (into
+                // memory) until the upstream's 256 MB are all written.
+                // Settled: the same figure three times, 300 ms apart (a gateway that reads on, into memory, adds
+                // megabytes a second here until all 256 MB are written).
+                var stalled = -1
+                var unchanged = 0
+                for _ in 0..<100 where unchanged < 2 {
+                    try await Task.sleep(for: .milliseconds(300))
+                    let now = upstream.written.withLockedValue { $0 }
+                    unchanged = now == stalled ? unchanged + 1 : 0
+                    stalled = now
+                }
+                // What the sockets hold between them (a few MB each); the kernel may still grow a buffer now and then,
+                // so the figure is bounded, not frozen.
+                #expect(stalled > 0 && stalled < 32 << 20, "the upstream wrote \(stalled >> 20) MB to a client that reads nothing")
+                try await Task.sleep(for: .milliseconds(500))
+                let later = upstream.written.withLockedValue { $0 }
+                #expect(later < 32 << 20, "the upstream wrote \(later >> 20) MB to a client that reads nothing")
+                // Reading again resumes the stream.
+                try await connection.startReading()
+                var resumed = false
+                for _ in 0..<100 where !resumed {
+                    try await Task.sleep(for: .milliseconds(100))
+                    resumed = upstream.written.withLockedValue { $0 } > later
+                }
+                #expect(resumed)
+                #expect(connection.partialBodyBytes > 0)
+                await connection.close()
+                try await Task.sleep(for: .milliseconds(200))
+                await runtime.writer.flush()
+            }
+            // The cut-off stream is metered with what passed.
+            let rows = try await GatewayHarness.usageRows()
+            #expect(rows.count == 1)
+            #expect(rows.first?.usageSource == "estimated" && (rows.first?.completionTokens ?? 0) > 0)
         }
     }
 }
