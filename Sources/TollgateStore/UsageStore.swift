@@ -290,26 +290,33 @@ public struct UsageStore: Sendable {
         let rows: Int
         private let bindings: PostgresBindings
 
-        /// Encodes the statement's parameters: one binary array per column of the groups, written straight from them.
+        /// Encodes the statement's parameters: one binary array per column of the groups, written in one pass over them.
         init(_ rollup: HourlyRollup) {
             let groups = rollup.groups
             rows = rollup.rows
+            var hours = ArrayParameter(timestamptz: groups.count)
+            var keys = (0..<8).map { _ in ArrayParameter(text: groups.count) }
+            var sums = (0..<6).map { _ in ArrayParameter(int8: groups.count) }
+            for group in groups {
+                hours.append(group.hourStart)
+                keys[0].append(group.key.subscription)
+                keys[1].append(group.key.product)
+                keys[2].append(group.key.team)
+                keys[3].append(group.key.costCenter)
+                keys[4].append(group.key.backend)
+                keys[5].append(group.key.deployment)
+                keys[6].append(group.key.model)
+                keys[7].append(group.key.usageSource)
+                sums[0].append(Int64(group.sums.requests))
+                sums[1].append(Int64(group.sums.prompt))
+                sums[2].append(Int64(group.sums.completion))
+                sums[3].append(Int64(group.sums.total))
+                sums[4].append(Int64(group.sums.cached))
+                sums[5].append(Int64(group.sums.reasoning))
+            }
             var bindings = PostgresBindings(capacity: 16)
-            bindings.append(ArrayParameter(timestamps: groups.map(\.hourStart)))
-            bindings.append(ArrayParameter(groups, text: { $0.key.subscription }))
-            bindings.append(ArrayParameter(groups, text: { $0.key.product }))
-            bindings.append(ArrayParameter(groups, text: { $0.key.team }))
-            bindings.append(ArrayParameter(groups, text: { $0.key.costCenter }))
-            bindings.append(ArrayParameter(groups, text: { $0.key.backend }))
-            bindings.append(ArrayParameter(groups, text: { $0.key.deployment }))
-            bindings.append(ArrayParameter(groups, text: { $0.key.model }))
-            bindings.append(ArrayParameter(groups, text: { $0.key.usageSource }))
-            bindings.append(ArrayParameter(groups, int8: { $0.sums.requests }))
-            bindings.append(ArrayParameter(groups, int8: { $0.sums.prompt }))
-            bindings.append(ArrayParameter(groups, int8: { $0.sums.completion }))
-            bindings.append(ArrayParameter(groups, int8: { $0.sums.total }))
-            bindings.append(ArrayParameter(groups, int8: { $0.sums.cached }))
-            bindings.append(ArrayParameter(groups, int8: { $0.sums.reasoning }))
+            bindings.append(hours)
+            for column in keys + sums { bindings.append(column) }
             bindings.append(String(rollup.rows))
             self.bindings = bindings
         }
@@ -319,53 +326,37 @@ public struct UsageStore: Sendable {
         func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
     }
 
-    /// A one-dimensional array without NULLs in PostgreSQL's binary form, encoded once from a column of the groups.
-    /// postgres-nio's `[String]` encoding went through a generic path per element and an intermediate array per column.
+    /// A one-dimensional array of `count` elements without NULLs, in PostgreSQL's binary form, filled by `append`.
+    /// postgres-nio's `[String]` encoding went through a generic path per element, from an intermediate array per column.
     struct ArrayParameter: PostgresDynamicTypeEncodable {
         let psqlType: PostgresDataType
         var psqlFormat: PostgresFormat { .binary }
-        private let bytes: ByteBuffer
+        private var bytes: ByteBuffer
 
-        private init(type: PostgresDataType, elementType: PostgresDataType, count: Int, capacity: Int, elements: (inout ByteBuffer) -> Void) {
+        private init(type: PostgresDataType, elementType: PostgresDataType, count: Int, capacity: Int) {
             psqlType = type
-            var bytes = ByteBuffer()
+            bytes = ByteBuffer()
             bytes.reserveCapacity(20 + capacity)
             bytes.writeInteger(Int32(1))  // dimensions
             bytes.writeInteger(Int32(0))  // no NULLs
             bytes.writeInteger(Int32(bitPattern: elementType.rawValue))
             bytes.writeInteger(Int32(count))
             bytes.writeInteger(Int32(1))  // lower bound
-            elements(&bytes)
-            self.bytes = bytes
         }
 
-        /// timestamptz[], from microseconds since 2000-01-01 00:00:00 UTC (PostgreSQL's epoch).
-        init(timestamps: [Int64]) {
-            self.init(type: .timestamptzArray, elementType: .timestamptz, count: timestamps.count, capacity: 12 * timestamps.count) { bytes in
-                for value in timestamps {
-                    bytes.writeInteger(Int32(8))
-                    bytes.writeInteger(value)
-                }
-            }
+        /// timestamptz[]: elements are microseconds since 2000-01-01 00:00:00 UTC (PostgreSQL's epoch).
+        init(timestamptz count: Int) { self.init(type: .timestamptzArray, elementType: .timestamptz, count: count, capacity: 12 * count) }
+        init(int8 count: Int) { self.init(type: .int8Array, elementType: .int8, count: count, capacity: 12 * count) }
+        init(text count: Int) { self.init(type: .textArray, elementType: .text, count: count, capacity: 24 * count) }
+
+        mutating func append(_ value: Int64) {
+            bytes.writeInteger(Int32(8))
+            bytes.writeInteger(value)
         }
 
-        init(_ groups: [HourlyRollup.Group], text: (HourlyRollup.Group) -> String) {
-            self.init(type: .textArray, elementType: .text, count: groups.count, capacity: 24 * groups.count) { bytes in
-                for group in groups {
-                    let value = text(group)
-                    bytes.writeInteger(Int32(value.utf8.count))
-                    bytes.writeString(value)
-                }
-            }
-        }
-
-        init(_ groups: [HourlyRollup.Group], int8: (HourlyRollup.Group) -> Int) {
-            self.init(type: .int8Array, elementType: .int8, count: groups.count, capacity: 12 * groups.count) { bytes in
-                for group in groups {
-                    bytes.writeInteger(Int32(8))
-                    bytes.writeInteger(Int64(int8(group)))
-                }
-            }
+        mutating func append(_ value: String) {
+            bytes.writeInteger(Int32(value.utf8.count))
+            bytes.writeString(value)
         }
 
         func encode<JSONEncoder: PostgresJSONEncoder>(into byteBuffer: inout ByteBuffer, context: PostgresEncodingContext<JSONEncoder>) {
