@@ -54,6 +54,36 @@ struct HourlyRollupParsingTests {
         #expect(split.rows == hourEdges.count)
     }
 
+    /// The line scanner reads eight bytes at a time: fields of every length put tabs at every offset of a word, and bytes
+    /// one off a tab or a newline (0x08, 0x0B) must not be taken for one.
+    @Test func tabsAtEveryOffsetAndTheirNeighboursAreReadExactly() throws {
+        var buffer = ByteBuffer()
+        var expected: [String: Int] = [:]  // team -> lines
+        for length in 1...17 {
+            for neighbour in ["", "\u{08}", "\u{0B}", "\u{08}\u{0B}"] {
+                let team = String(repeating: "t", count: length) + neighbour
+                let start = Date(timeIntervalSince1970: 1_793_491_200 + Double(length))
+                let event = UsageEvent(
+                    requestID: UUID(), responseID: String(repeating: "r", count: length % 9), startedAt: start, endedAt: start,
+                    subscription: "s", team: team, backend: "openai", model: "m" + neighbour, route: "chat.completions", httpStatus: 200,
+                    streamed: false, usage: TokenUsage(promptTokens: length, completionTokens: 1), usageSource: .reported, source: neighbour)
+                buffer.writeString(UsageStore.copyLine(for: event))
+                expected[team, default: 0] += 1
+            }
+        }
+        let rollup = try #require(HourlyRollup(lines: [buffer]))
+        #expect(rollup.rows == 68)
+        var lines: [String: Int] = [:]
+        for group in rollup.groups {
+            lines[group.key.team, default: 0] += group.sums.requests
+            let neighbour = String(group.key.team.drop { $0 == "t" })
+            #expect(group.key.model == "m" + neighbour)
+        }
+        #expect(lines == expected)
+        let prompt = rollup.groups.reduce(0) { $0 + $1.sums.prompt }
+        #expect(prompt == 612)  // 4 × (1 + 2 + … + 17)
+    }
+
     @Test(arguments: [
         "2026-11-01 24:00:00.000000+00",  // PostgreSQL reads it as 2026-11-02 00:00
         "2026-13-01 10:00:00.000000+00", "2026-11-00 10:00:00.000000+00", "2026-11-01T10:00:00.000000+00", "2026-1x-01 10:00:00.000000+00",
