@@ -580,7 +580,7 @@ struct HourlyRollup {
                 }
                 var lineEnd = -1
                 words: while i + 8 <= bytes.count {
-                    var found = marks(UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self))
+                    var found = marks(UInt64(littleEndian: UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)))  // byte k of the line is bits 8k…8k+7
                     while found != 0 {
                         let at = i + found.trailingZeroBitCount >> 3
                         if bytes[at] == newline {
