@@ -28,10 +28,13 @@ import TollgateTestSupport
         final class Collector: ChannelInboundHandler, Sendable {
             typealias InboundIn = HTTPClientResponsePart
             let state = NIOLockedValueBox<(replies: [Reply], current: Reply?, closed: Bool)>(([], nil, false))
+            /// Informational (1xx) statuses received.
+            let informational = NIOLockedValueBox<[Int]>([])
 
             func channelRead(context: ChannelHandlerContext, data: NIOAny) {
                 state.withLockedValue { state in
                     switch unwrapInboundIn(data) {
+                    case .head(let head) where head.status.code < 200: informational.withLockedValue { $0.append(Int(head.status.code)) }
                     case .head(let head): state.current = Reply(status: Int(head.status.code), headers: head.headers, body: "")
                     case .body(let buffer): state.current?.body += String(buffer: buffer)
                     case .end:
@@ -51,7 +54,9 @@ import TollgateTestSupport
                 .channelOption(.autoRead, value: reading)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                        try channel.pipeline.syncOperations.addHandler(HTTPRequestEncoder())
+                        try channel.pipeline.syncOperations.addHandler(
+                            ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .forward)))
                         try channel.pipeline.syncOperations.addHandler(collector)
                     }
                 }
@@ -63,22 +68,41 @@ import TollgateTestSupport
             var path: String
             var headers: HTTPHeaders = [:]
             var body: String?
+            /// Sent with `Transfer-Encoding: chunked` instead of a `Content-Length`.
+            var chunked = false
         }
 
         func send(_ requests: [Request]) async throws {
             for request in requests {
-                var head = HTTPRequestHead(version: .http1_1, method: request.method, uri: request.path, headers: request.headers)
-                head.headers.replaceOrAdd(name: "host", value: "tollgate")
-                if let body = request.body {
-                    head.headers.replaceOrAdd(name: "content-type", value: "application/json")
-                    head.headers.replaceOrAdd(name: "content-length", value: String(body.utf8.count))
-                }
-                channel.write(HTTPClientRequestPart.head(head), promise: nil)
+                writeHead(request)
                 if let body = request.body { channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(string: body))), promise: nil) }
                 channel.write(HTTPClientRequestPart.end(nil), promise: nil)
             }
             channel.flush()
         }
+
+        /// Only the head, as a client that waits for `100 Continue` sends it first.
+        func sendHead(_ request: Request) async throws {
+            writeHead(request)
+            channel.flush()
+        }
+
+        func sendBody(_ body: String) async throws {
+            channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(string: body))), promise: nil)
+            try await channel.writeAndFlush(HTTPClientRequestPart.end(nil))
+        }
+
+        private func writeHead(_ request: Request) {
+            var head = HTTPRequestHead(version: .http1_1, method: request.method, uri: request.path, headers: request.headers)
+            head.headers.replaceOrAdd(name: "host", value: "tollgate")
+            if let body = request.body {
+                head.headers.replaceOrAdd(name: "content-type", value: "application/json")
+                if !request.chunked { head.headers.replaceOrAdd(name: "content-length", value: String(body.utf8.count)) }
+            }
+            channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        }
+
+        var informational: [Int] { collector.informational.withLockedValue { $0 } }
 
         /// Waits (up to 10 s) until `count` replies have come, or the connection closed.
         func replies(_ count: Int) async throws -> (replies: [Reply], closed: Bool) {
@@ -158,13 +182,40 @@ import TollgateTestSupport
                 #expect(afterMethod.map(\.status) == [405, 200])
                 #expect(afterMethod.first?.body.contains("method_not_allowed") == true)
 
-                // A body over the limit: 413 in the OpenAI shape, and the connection is closed (the rest is not read).
+                // A body (chunked, so its size is not announced) that grows over the limit: 413 in the OpenAI shape,
+                // and the connection is closed (the rest is not read).
                 let large = try await RawConnection(port: port)
-                try await large.send([Self.post("/v1/chat/completions", key: keys["sub-a"]!, body: String(repeating: "x", count: 4_000))])
+                var chunkedLarge = Self.post("/v1/chat/completions", key: keys["sub-a"]!, body: String(repeating: "x", count: 4_000))
+                chunkedLarge.chunked = true
+                try await large.send([chunkedLarge])
                 let (tooLarge, closedAfterLarge) = try await large.replies(2)
                 #expect(tooLarge.map(\.status) == [413])
                 #expect(tooLarge.first?.body.contains("request_too_large") == true)
                 #expect(closedAfterLarge)
+
+                // `Expect: 100-continue`: the client is told to go on before it sends the body, then answered.
+                let expecting = try await RawConnection(port: port)
+                var request = Self.post("/v1/chat/completions", key: keys["sub-a"]!, body: Self.chat)
+                request.headers.add(name: "expect", value: "100-continue")
+                try await expecting.sendHead(request)
+                var told = false
+                for _ in 0..<100 where !told {
+                    try await Task.sleep(for: .milliseconds(20))
+                    told = expecting.informational == [100]
+                }
+                #expect(told)
+                try await expecting.sendBody(Self.chat)
+                let (afterContinue, _) = try await expecting.replies(1)
+                await expecting.close()
+                #expect(afterContinue.map(\.status) == [200])
+
+                // A body announced over the limit is refused from its head: 413 before a byte of it is sent, then closed.
+                let announced = try await RawConnection(port: port)
+                var oversized = Self.post("/v1/chat/completions", key: keys["sub-a"]!, body: String(repeating: "x", count: 4_000))
+                oversized.headers.add(name: "expect", value: "100-continue")
+                try await announced.sendHead(oversized)
+                let (refusedEarly, closedEarly) = try await announced.replies(1)
+                #expect(refusedEarly.map(\.status) == [413] && announced.informational.isEmpty && closedEarly)
 
                 // `Connection: close`: answered, then closed.
                 let closing = try await RawConnection(port: port)
@@ -174,9 +225,9 @@ import TollgateTestSupport
                 #expect(closed)
                 await runtime.writer.flush()
             }
-            // Only the two answered model requests were metered: nothing for the refused ones.
+            // Only the answered model requests were metered: nothing for the refused ones.
             let rows = try await GatewayHarness.usageRows()
-            #expect(rows.map(\.route).sorted() == ["chat.completions", "embeddings"])
+            #expect(rows.map(\.route).sorted() == ["chat.completions", "chat.completions", "embeddings"])
         }
     }
 
