@@ -261,22 +261,10 @@ import TollgateTestSupport
         }
 
         func run<T: Sendable>(_ body: @Sendable (Int) async throws -> T) async throws -> T {
-            let channel = try await ServerBootstrap(group: NIOSingletons.posixEventLoopGroup)
-                .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
-                        try channel.pipeline.syncOperations.addHandler(Handler(upstream: self))
-                    }
-                }
-                .bind(host: "127.0.0.1", port: 0).get()
-            do {
-                let result = try await body(channel.localAddress!.port!)
-                try await channel.close()
-                return result
-            } catch {
-                try? await channel.close()
-                throw error
-            }
+            try await withLocalServer(setUp: { channel in
+                try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
+                try channel.pipeline.syncOperations.addHandler(Handler(upstream: self))
+            }, body)
         }
     }
 

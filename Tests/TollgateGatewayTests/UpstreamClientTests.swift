@@ -40,25 +40,12 @@ import Testing
         }
 
         func run<T: Sendable>(_ body: @Sendable (Int) async throws -> T) async throws -> T {
-            let channel = try await ServerBootstrap(group: NIOSingletons.posixEventLoopGroup)
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .childChannelInitializer { channel in
-                    self.connections.withLockedValue { $0 += 1 }
-                    return channel.eventLoop.makeCompletedFuture {
-                        // Decoder only: replies are written as raw bytes.
-                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
-                        try channel.pipeline.syncOperations.addHandler(Handler(server: self))
-                    }
-                }
-                .bind(host: "127.0.0.1", port: 0).get()
-            do {
-                let result = try await body(channel.localAddress!.port!)
-                try await channel.close()
-                return result
-            } catch {
-                try? await channel.close()
-                throw error
-            }
+            try await withLocalServer(setUp: { channel in
+                self.connections.withLockedValue { $0 += 1 }
+                // Decoder only: replies are written as raw bytes.
+                try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
+                try channel.pipeline.syncOperations.addHandler(Handler(server: self))
+            }, body)
         }
     }
 
