@@ -25,9 +25,6 @@ final class ProxyExchange: UpstreamBodyConsumer, @unchecked Sendable {
         case planning
         case awaitingUpstream(GatewayRoutes.Plan)
         case streaming(GatewayRoutes.Plan, status: Int, SSEStreamMeter, UpstreamStream?)
-        /// A streamed request whose reply is not an event stream (an error, or an upstream that ignored `stream`):
-        /// read whole, then answered and metered like a non-streamed reply.
-        case collecting(GatewayRoutes.Plan, HTTPResponse, ByteBuffer, UpstreamStream?)
         case done
     }
     private var state = State.planning
@@ -97,7 +94,10 @@ final class ProxyExchange: UpstreamBodyConsumer, @unchecked Sendable {
             answer(error.reply)
             return
         }
-        let reply: UpstreamClients.ReplyMode = plan.metering.streamed ? .stream(self) : .collect(limit: gateway.configuration.maximumResponseBytes)
+        // A streamed request's reply that is not an event stream (an error, or an upstream that ignored `stream`) is
+        // read whole, then answered and metered like a non-streamed one.
+        let limit = gateway.configuration.maximumResponseBytes
+        let reply: UpstreamClients.ReplyMode = plan.metering.streamed ? .stream(self, otherwiseCollectUpTo: limit) : .collect(limit: limit)
         // The read timeout bounds each wait for bytes; a reply that keeps trickling in is not cut off.
         gateway.upstream.execute(
             target, headers: headers, body: plan.body, connectTimeoutSeconds: plan.backend.connectTimeoutSeconds,
@@ -115,17 +115,12 @@ final class ProxyExchange: UpstreamBodyConsumer, @unchecked Sendable {
     private func upstreamReplied(_ response: UpstreamResponse, plan: GatewayRoutes.Plan) {
         let head = GatewayRoutes.clientHead(for: response, requestID: plan.metering.requestID)
         let status = Int(response.status.code)
-        let isEventStream = response.headers.first(name: "content-type")?.lowercased().hasPrefix("text/event-stream") ?? false
         if let body = response.body {
             gateway.record(status: status, body: body, metering: plan.metering)
             answer((head, body))
             return
         }
-        if !isEventStream {
-            state = .collecting(plan, head, ByteBuffer(), response.stream)
-            return
-        }
-        // A streamed request: pass the reply on as it comes, event by event.
+        // An event stream: pass it on as it comes, event by event.
         state = .streaming(plan, status: status, SSEStreamMeter(operation: plan.metering.operation, hideInjectedUsage: plan.injectedUsage), response.stream)
         guard clientPresent else {
             response.stream?.abandon()
@@ -165,7 +160,8 @@ final class ProxyExchange: UpstreamBodyConsumer, @unchecked Sendable {
 
     /// Writes a whole reply and finishes.
     func answer(_ reply: (HTTPResponse, ByteBuffer), close: Bool = false) {
-        var (head, body) = reply
+        var head = reply.0
+        let body = reply.1
         head.headerFields[.contentLength] = String(body.readableBytes)
         state = .done
         guard clientPresent else {
@@ -185,30 +181,15 @@ final class ProxyExchange: UpstreamBodyConsumer, @unchecked Sendable {
             eventLoop.execute { self.upstreamBody(buffer) }
             return
         }
-        switch state {
-        case .streaming(let plan, let status, var meter, let stream):
-            state = .done  // let `meter` be uniquely referenced while it changes
-            let out = meter.consume(buffer.readableBytesView)
-            state = .streaming(plan, status: status, meter, stream)
-            guard clientPresent, !out.isEmpty else { return }
-            connection.write(.body(ByteBuffer(bytes: out)), flush: true)
-            if !connection.isWritable, let stream, !pausedForClient {
-                pausedForClient = true
-                stream.pause()
-            }
-        case .collecting(let plan, let head, var collected, let stream):
-            var buffer = buffer
-            guard collected.readableBytes + buffer.readableBytes <= gateway.configuration.maximumResponseBytes else {
-                state = .done
-                stream?.abandon()
-                upstreamFailed(UpstreamClientError.replyTooLarge(gateway.configuration.maximumResponseBytes), plan: plan)
-                return
-            }
-            state = .done  // let `collected` be uniquely referenced while it grows
-            if collected.readableBytes == 0 { collected = buffer } else { collected.writeBuffer(&buffer) }
-            state = .collecting(plan, head, collected, stream)
-        default:
-            return
+        guard case .streaming(let plan, let status, var meter, let stream) = state else { return }
+        state = .done  // let `meter` be uniquely referenced while it changes
+        let out = meter.consume(buffer.readableBytesView)
+        state = .streaming(plan, status: status, meter, stream)
+        guard clientPresent, !out.isEmpty else { return }
+        connection.write(.body(ByteBuffer(bytes: out)), flush: true)
+        if !connection.isWritable, let stream, !pausedForClient {
+            pausedForClient = true
+            stream.pause()
         }
     }
 
@@ -221,15 +202,6 @@ final class ProxyExchange: UpstreamBodyConsumer, @unchecked Sendable {
     }
 
     private func finishStream(error: UpstreamClientError?) {
-        if case .collecting(let plan, let head, let collected, _) = state {
-            if let error {
-                upstreamFailed(error, plan: plan)
-            } else {
-                gateway.record(status: head.status.code, body: collected, metering: plan.metering)
-                answer((head, collected))
-            }
-            return
-        }
         guard case .streaming(let plan, let status, var meter, _) = state else { return }
         state = .done
         let rest = meter.finish()
@@ -260,11 +232,6 @@ final class ProxyExchange: UpstreamBodyConsumer, @unchecked Sendable {
     /// stream is abandoned and recorded with what passed.
     func clientGone() {
         clientPresent = false
-        if case .collecting(_, _, _, let stream) = state {
-            // Read on to the end: the reply is metered when it is complete.
-            if pausedForClient { stream?.resume() }
-            return
-        }
         guard case .streaming(let plan, _, let meter, let stream) = state else { return }
         stream?.abandon()
         logger.info("Stream ended early", metadata: plan.metering.logMetadata(["error": "client went away", "stream.content_events": "\(meter.contentEvents)"]))

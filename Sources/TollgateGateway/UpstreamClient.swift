@@ -45,8 +45,10 @@ public final class UpstreamClients: Service, Sendable {
         /// The whole body, in one buffer, once it has all arrived (refused past `limit` bytes): a request that did not
         /// ask for a stream has no per-chunk hand-over to wait for.
         case collect(limit: Int)
-        /// Each piece as it is read, to `consumer`, on the connection's event loop; the future completes with the head.
-        case stream(any UpstreamBodyConsumer)
+        /// An event stream (`text/event-stream`) piece by piece as it is read, to `consumer`, on the connection's event
+        /// loop, the future completing with the head. Any other reply (an error, or an upstream that ignored the
+        /// request's `stream`) is collected whole, as with `collect(limit:)`, and `consumer` hears nothing.
+        case stream(any UpstreamBodyConsumer, otherwiseCollectUpTo: Int)
     }
 
     /// Sends one request. The future completes, on `eventLoop`, with the reply's head (and its whole body when
@@ -351,7 +353,9 @@ final class UpstreamConnectionHandler: ChannelInboundHandler {
             switch reply {
             case .collect(let limit):
                 state = .collecting(promise, head, ByteBuffer(), limit: limit)
-            case .stream(let consumer):
+            case .stream(_, let limit) where !head.isEventStream:
+                state = .collecting(promise, head, ByteBuffer(), limit: limit)
+            case .stream(let consumer, _):
                 state = .body(consumer, keepAlive: head.isKeepAlive)
                 promise.succeed(UpstreamResponse(
                     status: head.status, headers: head.headers, body: nil, stream: UpstreamStream(handler: handler, exchange: exchange)))
@@ -462,4 +466,8 @@ final class UpstreamConnectionHandler: ChannelInboundHandler {
             break
         }
     }
+}
+
+extension HTTPResponseHead {
+    var isEventStream: Bool { headers.first(name: "content-type")?.lowercased().hasPrefix("text/event-stream") ?? false }
 }

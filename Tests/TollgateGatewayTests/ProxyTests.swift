@@ -279,11 +279,18 @@ private let chatBody = #"{"model":"gpt-4o-mini","messages":[{"role":"user","cont
                     #expect(response.status == .internalServerError)
                     #expect(String(buffer: response.body).contains("The server had an error"))
                 }
+                // Asked for a stream, an error reply (not an event stream) is passed on whole, and metered as such.
+                let streamed = #"{"model":"rate-limited","stream":true,"messages":[]}"#
+                try await client.execute(uri: "/v1/chat/completions", method: .post, headers: .bearer(keys["sub-a"]!), body: .json(streamed)) { response in
+                    #expect(response.status == .tooManyRequests)
+                    #expect(response.headers[.contentLength] == String(response.body.readableBytes))
+                    #expect(String(buffer: response.body).contains("rate_limit_exceeded"))
+                }
                 await runtime.writer.flush()
             }
             let rows = try await GatewayHarness.usageRows()
-            #expect(rows.map(\.httpStatus) == [429, 500])
-            #expect(rows.map(\.usageSource) == ["missing", "missing"])
+            #expect(rows.map(\.httpStatus) == [429, 500, 429])
+            #expect(rows.map(\.usageSource) == ["missing", "missing", "missing"])
         }
     }
 

@@ -49,8 +49,8 @@ import Testing
         }
     }
 
-    static func ok(_ body: String, extraHeaders: String = "") -> String {
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n\(extraHeaders)\r\n\(body)"
+    static func ok(_ body: String, contentType: String = "application/json", extraHeaders: String = "") -> String {
+        "HTTP/1.1 200 OK\r\ncontent-type: \(contentType)\r\ncontent-length: \(body.utf8.count)\r\n\(extraHeaders)\r\n\(body)"
     }
 
     /// Gathers a streamed body, on the connection's event loop, and hands it over at its end.
@@ -67,27 +67,42 @@ import Testing
         }
     }
 
-    /// One request; `collect` nil streams the body through a `Collector`.
-    func send(_ client: UpstreamClients, port: Int, collect: Int? = 1 << 20, readTimeout: Int = 5) async throws -> (Int, String) {
+    /// One request. With `stream`, an event stream comes through a `Collector` (`streamed` true) and any other reply
+    /// is collected up to `collect` bytes.
+    func send(
+        _ client: UpstreamClients, port: Int, collect: Int = 1 << 20, stream: Bool = false, readTimeout: Int = 5
+    ) async throws -> (status: Int, body: String, streamed: Bool) {
         let target = try #require(UpstreamTarget(url: "http://127.0.0.1:\(port)/v1/chat/completions"))
         let loop = NIOSingletons.posixEventLoopGroup.next()
-        let collector = collect == nil ? Collector(done: loop.makePromise()) : nil
-        let response = try await client.execute(
-            target, headers: ["content-type": "application/json"], body: ByteBuffer(string: "{}"), connectTimeoutSeconds: 2,
-            readTimeoutSeconds: readTimeout, reply: collect.map { .collect(limit: $0) } ?? .stream(collector!), on: loop
-        ).get()
-        let body: ByteBuffer
-        if let collected = response.body { body = collected } else { body = try await collector!.done.futureResult.get() }
-        return (Int(response.status.code), String(buffer: body))
+        let collector = stream ? Collector(done: loop.makePromise()) : nil
+        let response: UpstreamResponse
+        do {
+            response = try await client.execute(
+                target, headers: ["content-type": "application/json"], body: ByteBuffer(string: "{}"), connectTimeoutSeconds: 2,
+                readTimeoutSeconds: readTimeout, reply: collector.map { .stream($0, otherwiseCollectUpTo: collect) } ?? .collect(limit: collect),
+                on: loop
+            ).get()
+        } catch {
+            collector?.done.fail(error)  // it heard nothing; its promise must not be left pending
+            throw error
+        }
+        guard let collected = response.body else {
+            let body = try await #require(collector).done.futureResult.get()
+            return (Int(response.status.code), String(buffer: body), true)
+        }
+        collector?.done.succeed(ByteBuffer())
+        return (Int(response.status.code), String(buffer: collected), false)
     }
 
     @Test func keepAliveConnectionsAreReusedAndStreamedBodiesArriveWhole() async throws {
-        let server = ScriptedServer { index in .raw(Self.ok(#"{"n":\#(index)}"#), close: false) }
+        let server = ScriptedServer { index in
+            .raw(Self.ok(#"{"n":\#(index)}"#, contentType: index == 1 ? "text/event-stream" : "application/json"), close: false)
+        }
         let client = UpstreamClients()
         try await server.run { port in
             for index in 0..<3 {
-                let (status, body) = try await send(client, port: port, collect: index == 1 ? nil : 1 << 20)
-                #expect(status == 200 && body == #"{"n":\#(index)}"#)
+                let reply = try await send(client, port: port, stream: index == 1)
+                #expect(reply.status == 200 && reply.body == #"{"n":\#(index)}"# && reply.streamed == (index == 1))
             }
         }
         #expect(server.connections.withLockedValue { $0 } == 1)
@@ -103,8 +118,8 @@ import Testing
         try await server.run { port in
             for index in 0..<6 {
                 if index % 2 == 1 { try await Task.sleep(for: .milliseconds(50)) }  // let the close land sometimes, not always
-                let (status, body) = try await send(client, port: port)
-                #expect(status == 200 && body == (index % 2 == 0 ? "a" : "b"))
+                let reply = try await send(client, port: port)
+                #expect(reply.status == 200 && reply.body == (index % 2 == 0 ? "a" : "b"))
             }
         }
         #expect(server.requests.withLockedValue { $0 } == 6)  // nothing sent twice
@@ -112,18 +127,25 @@ import Testing
     }
 
     @Test func chunkedRepliesAreDecodedAndOversizedOnesRefused() async throws {
-        let chunked = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
-        let server = ScriptedServer { index in .raw(chunked, close: false) }
+        // The second reply is an event stream; the others are not.
+        let server = ScriptedServer { index in
+            let type = index == 1 ? "content-type: text/event-stream\r\n" : ""
+            return .raw("HTTP/1.1 200 OK\r\n\(type)transfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", close: false)
+        }
         let client = UpstreamClients()
         try await server.run { port in
             let first = try await send(client, port: port)
-            #expect(first.0 == 200 && first.1 == "hello world")
-            let streamed = try await send(client, port: port, collect: nil)
-            #expect(streamed.0 == 200 && streamed.1 == "hello world")
+            #expect(first.status == 200 && first.body == "hello world")
+            let streamed = try await send(client, port: port, stream: true)
+            #expect(streamed.status == 200 && streamed.body == "hello world" && streamed.streamed)
             await #expect(throws: UpstreamClientError.replyTooLarge(8)) { try await send(client, port: port, collect: 8) }
             // The oversized reply's connection was closed, not reused mid-reply: the next request works.
             let after = try await send(client, port: port)
-            #expect(after.0 == 200 && after.1 == "hello world")
+            #expect(after.status == 200 && after.body == "hello world")
+            // Asked for a stream, a reply that is not an event stream is collected whole, within the same limit.
+            let notAStream = try await send(client, port: port, stream: true)
+            #expect(notAStream.status == 200 && notAStream.body == "hello world" && !notAStream.streamed)
+            await #expect(throws: UpstreamClientError.replyTooLarge(8)) { try await send(client, port: port, collect: 8, stream: true) }
         }
     }
 
