@@ -70,20 +70,6 @@ public final class GatewayCatalog: Sendable {
         let age = Date().timeIntervalSince(current.loadedAt) * 1000
         return age > Double(missRefreshInterval.components.seconds * 1000) ? .reloadFirst : .unknown
     }
-
-    /// Looks a key up by its SHA-256; on a miss, reloads once if the catalog is older than `missRefreshInterval`,
-    /// so a key created a moment ago on another instance works at once.
-    func key(forHash hash: [UInt8]) async -> (CatalogSnapshot.Key, CatalogSnapshot)? {
-        switch lookUp(keyHash: hash) {
-        case .found(let key, let snapshot): return (key, snapshot)
-        case .unknown: return nil
-        case .reloadFirst:
-            await refresh()
-            let reloaded = snapshot
-            if let key = reloaded.keys[hash], constantTimeEqual(key.hash, hash) { return (key, reloaded) }
-            return nil
-        }
-    }
 }
 
 /// Keeps the catalog current: a LISTEN on `tollgate_catalog` (every change to keys, subscriptions and backends
