@@ -108,7 +108,7 @@ public struct CatalogRefresher: Service {
                 let connection = try await PostgresConnection.connect(
                     configuration: database.connectionConfiguration(), id: 1, logger: logger)
                 defer { Task { try? await connection.close() } }
-                let notifications = try await connection.listen("tollgate_catalog")
+                let notifications = try await connection.listen(NotificationChannel.catalog.name)
                 attempt = 0
                 await catalog.refresh()  // whatever changed while we were not listening
                 for try await _ in notifications { await catalog.refresh() }

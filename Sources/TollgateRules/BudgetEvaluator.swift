@@ -126,7 +126,7 @@ public final class BudgetEvaluator: Service, Sendable {
             leader.withLock { $0 = false }
             logger.info("Budget evaluator leadership released")
         }
-        try await connection.listen(on: "tollgate_usage") { notifications in
+        try await connection.listen(on: NotificationChannel.usage.name) { notifications in
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await self.evaluationLoop() }
                 group.addTask {

@@ -6,6 +6,7 @@ import NIOHTTP1
 import PostgresNIO
 import ServiceLifecycle
 import TollgateCore
+import TollgateStore
 
 /// When to try a failed delivery again: exponential backoff, capped, for a bounded total time.
 public struct RetrySchedule: Sendable, Hashable {
@@ -104,7 +105,7 @@ public final class WebhookDispatcher: Service, Sendable {
         while !Task.isCancelled {
             do {
                 try await client.withConnection { connection in
-                    try await connection.listen(on: "tollgate_webhooks") { notifications in
+                    try await connection.listen(on: NotificationChannel.webhooks.name) { notifications in
                         self.wake.signal()  // anything enqueued before LISTEN took effect
                         for try await _ in notifications { self.wake.signal() }
                     }

@@ -282,7 +282,7 @@ public struct UsageStore: Sendable {
                     AS g (hour_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source,
                         requests, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens)
             ), \(rollUpGroups)
-            SELECT pg_notify('tollgate_usage', $16::text), \(rollupsWritten)
+            SELECT pg_notify('\(NotificationChannel.usage.name)', $16::text), \(rollupsWritten)
             """
         typealias Row = PostgresRow
 
@@ -458,7 +458,7 @@ public struct UsageStore: Sendable {
             let inserted = result?.0 ?? 0
             if inserted > 0 {
                 // Wakes whoever watches usage (the rules engine) on every instance; delivered at commit.
-                try await tx.query("SELECT pg_notify('tollgate_usage', \(String(inserted)))", logger: logger)
+                try await tx.query("SELECT pg_notify(\(NotificationChannel.usage.name), \(String(inserted)))", logger: logger)
             }
             return inserted
         }

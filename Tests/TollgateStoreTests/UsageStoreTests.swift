@@ -311,7 +311,7 @@ struct UsageCopyLineTests {
     @Test(.timeLimit(.minutes(1))) func aLandedBatchNotifiesWithItsRowCountAndAReplayDoesNot() async throws {
         try await TestDatabase.withClient { client in
             try await client.withConnection { connection in
-                let notifications = try await connection.listen("tollgate_usage")
+                let notifications = try await connection.listen(NotificationChannel.usage.name)
                 let store = UsageStore(client: client)
                 let batch = events(1...3, subscription: "notify")
                 #expect(try await store.insert(batch, logger: TestDatabase.logger) == 3)
