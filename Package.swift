@@ -156,12 +156,20 @@ let package = Package(
             path: "Tests/TollgateTestSupport",
             swiftSettings: settings
         ),
+        // In-memory implementations of the Store's repository protocols: DB-free tests of rules, routes and pipeline steps.
+        // Depends on Store alone, so a fake can only implement what the real repositories promise.
+        .target(
+            name: "TollgateStoreMemory",
+            dependencies: ["TollgateCore", "TollgateStore"],
+            path: "Tests/TollgateStoreMemory",
+            swiftSettings: settings
+        ),
         .testTarget(name: "TollgateCoreTests", dependencies: ["TollgateCore"], swiftSettings: settings),
-        .testTarget(name: "TollgateStoreTests", dependencies: ["TollgateStore", "TollgateTestSupport"], swiftSettings: settings),
+        .testTarget(name: "TollgateStoreTests", dependencies: ["TollgateStore", "TollgateStoreMemory", "TollgateTestSupport"], swiftSettings: settings),
         .testTarget(
             name: "TollgateGatewayTests",
             dependencies: [
-                "TollgateGateway", "TollgateServer", "TollgateTestSupport", "TollgateStore",
+                "TollgateGateway", "TollgateServer", "TollgateTestSupport", "TollgateStore", "TollgateStoreMemory",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -172,7 +180,7 @@ let package = Package(
         .testTarget(
             name: "TollgateReportsTests",
             dependencies: [
-                "TollgateReports", "TollgateStore", "TollgateTestSupport",
+                "TollgateReports", "TollgateStore", "TollgateTestSupport", "TollgateStoreMemory",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: settings
@@ -180,7 +188,7 @@ let package = Package(
         .testTarget(
             name: "TollgateRulesTests",
             dependencies: [
-                "TollgateRules", "TollgateStore", "TollgateCore", "TollgateServer", "TollgateTestSupport",
+                "TollgateRules", "TollgateStore", "TollgateCore", "TollgateServer", "TollgateTestSupport", "TollgateStoreMemory",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -196,7 +204,7 @@ let package = Package(
         .testTarget(
             name: "TollgateServerTests",
             dependencies: [
-                "TollgateServer", "TollgateTestSupport", "TollgateStore",
+                "TollgateServer", "TollgateTestSupport", "TollgateStore", "TollgateStoreMemory",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
