@@ -1,22 +1,36 @@
 import Foundation
 import Logging
-import PostgresNIO
 import TollgateCore
 import TollgateStore
 
 /// The monthly chargeback: the one entry point `tollgate report chargeback` and `GET /admin/v1/reports/chargeback` call.
 public struct ChargebackReport: Sendable {
-    public let client: PostgresClient
+    let facts: any ChargebackFactsSource
+    let commitments: any CommitmentRepository
+    let periods: any PeriodRepository
 
-    public init(client: PostgresClient) { self.client = client }
+    /// - Parameters:
+    ///   - facts: the priced usage of a month (`PostgresDatabase.chargeback`).
+    ///   - commitments: provisioned-throughput commitments, allocated pro rata.
+    ///   - periods: whether the month is closed.
+    public init(facts: any ChargebackFactsSource, commitments: any CommitmentRepository, periods: any PeriodRepository) {
+        self.facts = facts
+        self.commitments = commitments
+        self.periods = periods
+    }
+
+    /// On a set of repositories (PostgreSQL or in-memory).
+    public init(_ repositories: Repositories) {
+        self.init(facts: repositories.chargeback, commitments: repositories.commitments, periods: repositories.periods)
+    }
 
     /// The grouped, rounded document of `period` (a UTC month).
     /// - Parameter now: stamped as generated-at.
     /// - Throws: `PricingError.currencyMismatch` when the month mixes currencies; database errors.
     public func document(period: BillingPeriod, groupBy: ChargebackGrouping, now: Date, logger: Logger) async throws -> ChargebackDocument {
-        let facts = try await ChargebackStore(client: client).facts(for: period, logger: logger)
-        let commitments = try await PTUStore(client: client).commitments(in: period, logger: logger)
-        let closedThrough = try await PeriodStore(client: client).closedThrough(logger: logger)
+        let facts = try await facts.facts(for: period, logger: logger)
+        let commitments = try await commitments.commitments(in: period, logger: logger)
+        let closedThrough = try await periods.closedThrough(logger: logger)
         let status: PeriodStatus = closedThrough.map { period.end <= $0 } == true ? .closed : .open
         return try ChargebackDocument.build(
             period: period, status: status, groupBy: groupBy, facts: facts, commitments: commitments, generatedAt: now)
@@ -24,11 +38,10 @@ public struct ChargebackReport: Sendable {
 
     /// The FOCUS rows of `period`.
     public func focus(period: BillingPeriod, logger: Logger) async throws -> FocusExport {
-        let store = ChargebackStore(client: client)
-        let facts = try await store.facts(for: period, logger: logger)
-        let commitments = try await PTUStore(client: client).commitments(in: period, logger: logger)
+        let rows = try await facts.facts(for: period, logger: logger)
+        let commitments = try await commitments.commitments(in: period, logger: logger)
         return try FocusExport.build(
-            period: period, facts: facts, commitments: commitments, subscriptionNames: try await store.subscriptionNames(logger: logger))
+            period: period, facts: rows, commitments: commitments, subscriptionNames: try await facts.subscriptionNames(logger: logger))
     }
 
     /// The export file's bytes.

@@ -1,7 +1,6 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
-import PostgresNIO
 import TollgateCore
 import TollgateReports
 import TollgateStore
@@ -9,7 +8,8 @@ import TollgateStore
 extension AdminAPI {
     /// Chargeback exports and usage from other gateways.
     func registerReports(on admin: RouterGroup<BasicRequestContext>) {
-        let postgres = self.postgres
+        let (repositories, now) = (self.repositories, self.now)
+        let report = ChargebackReport(repositories)
         // GET /admin/v1/reports/chargeback?period=2026-10&group_by=team&format=csv
         admin.get("reports/chargeback") { request, context -> Response in
             let query = request.uri.queryParameters
@@ -24,7 +24,7 @@ extension AdminAPI {
             guard let format = ChargebackFormat(rawValue: formatText) else {
                 throw AdminError.invalid("`format` must be one of \(ChargebackFormat.allCases.map(\.rawValue).joined(separator: ", ")).")
             }
-            let data = try await ChargebackReport(client: postgres).generate(period: period, groupBy: groupBy, format: format, now: Date(), logger: context.logger)
+            let data = try await report.generate(period: period, groupBy: groupBy, format: format, now: now(), logger: context.logger)
             var headers = HTTPFields()
             headers[.contentType] = ChargebackReport.contentType(of: format)
             let fileName = "chargeback-\(periodText)-\(groupText).\(format == .json ? "json" : "csv")"
@@ -33,7 +33,7 @@ extension AdminAPI {
         }
         // GET /admin/v1/prices — every price version, as CSV (the `prices list` format).
         admin.get("prices") { _, context -> Response in
-            let prices = try await PriceStore(client: postgres).list(logger: context.logger)
+            let prices = try await repositories.prices.list(logger: context.logger)
             var headers = HTTPFields()
             headers[.contentType] = "text/csv; charset=utf-8; header=present"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: PriceListing.csv(prices))))
@@ -50,7 +50,7 @@ extension AdminAPI {
             let name = request.uri.queryParameters["price_list"].map(String.init)
                 ?? PriceListVersion.name(file: "admin-api", contents: Data(body.readableBytesView))
             do {
-                let summary = try await PriceStore(client: postgres).importPrices(prices, priceList: name, logger: context.logger)
+                let summary = try await repositories.prices.importPrices(prices, priceList: name, logger: context.logger)
                 return try JSONEncoder().encodeResponse(summary)
             } catch let error as PriceImportError {
                 throw AdminError(.conflict, "price_conflict", "\(error)")
@@ -61,9 +61,8 @@ extension AdminAPI {
             let body = try await request.body.collect(upTo: 32 << 20)
             let source = request.uri.queryParameters["source"].map(String.init) ?? "external"
             do {
-                let result = try await ExternalUsageIngest.ingest(
-                    body: Data(body.readableBytesView), contentType: request.headers[.contentType], source: source, now: Date(), client: postgres,
-                    logger: context.logger)
+                let result = try await repositories.usageIngest.ingest(
+                    body: Data(body.readableBytesView), contentType: request.headers[.contentType], source: source, now: now(), logger: context.logger)
                 var response = try JSONEncoder().encodeResponse(result)
                 // 200 when every event was accepted; 207-style partial success is reported as 200 with the rejections listed.
                 response.status = result.accepted == 0 && result.rejected > 0 ? .unprocessableContent : .ok

@@ -2,9 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
-import PostgresNIO
 import TollgateCore
-import TollgateGateway
 import TollgateRules
 import TollgateStore
 
@@ -53,6 +51,8 @@ struct AdminMiddleware<Context: RequestContext>: RouterMiddleware {
             throw AdminError(error.status, error.status == .notFound ? "not_found" : "invalid_request", error.body ?? "Invalid request.")
         } catch let error as DecodingError {
             throw AdminError.invalid("The request body is not valid: \(AdminAPI.describe(error))")
+        } catch let error as DomainRuleError {
+            throw AdminError(.conflict, error.code, error.description)
         } catch {
             context.logger.error("Admin request failed", metadata: ["error": "\(String(reflecting: error))"])
             throw AdminError(.internalServerError, "internal_error", "The request failed; see the server log for request id \(context.id).")
@@ -63,30 +63,45 @@ struct AdminMiddleware<Context: RequestContext>: RouterMiddleware {
 /// After an admin call that changed something, this instance reloads its catalog before answering, so the change
 /// (a suspension, a revoked key) holds for the very next request here; other instances follow by LISTEN/NOTIFY.
 struct RefreshCatalogAfterChange<Context: RequestContext>: RouterMiddleware {
-    let catalog: GatewayCatalog
+    let refresh: @Sendable () async -> Void
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let response = try await next(request, context)
-        if request.method != .get && request.method != .head && (200..<300).contains(response.status.code) { await catalog.refresh() }
+        if request.method != .get && request.method != .head && (200..<300).contains(response.status.code) { await refresh() }
         return response
     }
 }
 
 /// `/admin/v1`: what the platform team scripts against. docs/openapi.yaml describes every route.
+///
+/// Built on repository protocols only, so its routes are tested on the in-memory repositories as well as end to end.
 public struct AdminAPI: Sendable {
     let token: Secret
-    let postgres: PostgresClient
-    let catalog: GatewayCatalog
-    let database: DatabaseLocation
-    let suspender: any SubscriptionSuspender
-    let logger: Logger
+    let repositories: Repositories
+    let policy: PolicyApplier
+    /// Reloads this instance's catalog cache after a change (`RefreshCatalogAfterChange`).
+    let refreshCatalog: @Sendable () async -> Void
+    /// The rules engine's routes (budgets, suspensions, webhooks), registered on the same authenticated group.
+    let rulesRoutes: @Sendable (RouterGroup<BasicRequestContext>) -> Void
+    let now: @Sendable () -> Date
 
-    func register(on router: Router<BasicRequestContext>) {
+    public init(
+        token: Secret, repositories: Repositories, budgets: any ConfiguredBudgets, refreshCatalog: @escaping @Sendable () async -> Void,
+        rulesRoutes: @escaping @Sendable (RouterGroup<BasicRequestContext>) -> Void, now: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        self.token = token
+        self.repositories = repositories
+        self.policy = PolicyApplier(repositories: repositories, budgets: budgets)
+        self.refreshCatalog = refreshCatalog
+        self.rulesRoutes = rulesRoutes
+        self.now = now
+    }
+
+    public func register(on router: Router<BasicRequestContext>) {
         let admin = router.group("admin/v1")
             .add(middleware: AdminMiddleware(token: Array(token.value.utf8)))
-            .add(middleware: RefreshCatalogAfterChange(catalog: catalog))
-        let catalogStore = CatalogStore(client: postgres)
-        let keys = KeyStore(client: postgres)
+            .add(middleware: RefreshCatalogAfterChange(refresh: refreshCatalog))
+        let (catalogStore, keys, policy) = (repositories.catalog, repositories.keys, policy)
 
         admin.get("subscriptions") { _, context -> [SubscriptionView] in
             let snapshot = try await catalogStore.snapshot(logger: context.logger)
@@ -138,21 +153,18 @@ public struct AdminAPI: Sendable {
                 throw AdminError(.unprocessableContent, "invalid_configuration", error.description)
             }
             let dryRun = request.uri.queryParameters["dry_run"] == "true"
-            let changes = try await PolicyApplier.plan(document, client: postgres, logger: context.logger)
-            if !dryRun { try await PolicyApplier.apply(document, client: postgres, logger: context.logger) }
+            let changes = try await policy.plan(document, logger: context.logger)
+            if !dryRun { try await policy.apply(document, logger: context.logger) }
             return ApplyResult(applied: !dryRun, changes: changes)
         }
         registerReports(on: admin)
-        // Budgets, subscription suspend/resume (with audit), webhooks: the rules engine's routes.
-        RulesAdmin.addRoutes(to: admin, database: postgres, suspender: suspender) { request, _ in
-            // One shared admin token, so the caller names themselves (X-Tollgate-Actor) for the audit trail.
-            "admin:\(request.headers[HTTPField.Name("X-Tollgate-Actor")!] ?? "api")"
-        }
-        admin.get("usage/summary") { request, context -> [UsageSummaryRow] in
-            let from = try Self.instant(request.uri.queryParameters["from"], name: "from") ?? BillingPeriod.containing(Date(), kind: .monthly).start
+        rulesRoutes(admin)
+        let (summaries, now) = (repositories.usageSummaries, now)
+        admin.get("usage/summary") { request, context -> [UsageSummary] in
+            let from = try Self.instant(request.uri.queryParameters["from"], name: "from") ?? BillingPeriod.containing(now(), kind: .monthly).start
             let to = try Self.instant(request.uri.queryParameters["to"], name: "to") ?? Date.distantFuture
-            let subscription = request.uri.queryParameters["subscription"].map(String.init)
-            return try await UsageSummaryRow.load(client: postgres, from: from, to: to, subscription: subscription, logger: context.logger)
+            let subscription = request.uri.queryParameters["subscription"].map { SubscriptionID(String($0)) }
+            return try await summaries.summary(from: from, to: to, subscription: subscription, logger: context.logger)
         }
     }
 
@@ -199,12 +211,6 @@ struct SubscriptionView: ResponseEncodable {
     }
 }
 
-struct SubscriptionPatch: Decodable {
-    var state: SubscriptionState
-    var reason: String?
-    var actor: String?
-}
-
 struct KeyRequest: Decodable {
     var slot: KeySlot?
 }
@@ -222,44 +228,4 @@ struct ApplyResult: ResponseEncodable {
     var changes: [String]
 }
 
-struct UsageSummaryRow: ResponseEncodable {
-    var subscriptionID: String
-    var model: String
-    var usageSource: String
-    var requests: Int
-    var promptTokens: Int
-    var completionTokens: Int
-    var totalTokens: Int
-    var cachedTokens: Int
-    var reasoningTokens: Int
-
-    enum CodingKeys: String, CodingKey {
-        case model, requests
-        case subscriptionID = "subscription_id"
-        case usageSource = "usage_source"
-        case promptTokens = "prompt_tokens"
-        case completionTokens = "completion_tokens"
-        case totalTokens = "total_tokens"
-        case cachedTokens = "cached_tokens"
-        case reasoningTokens = "reasoning_tokens"
-    }
-
-    /// From the hourly rollup: `from` and `to` are rounded down to the hour.
-    static func load(client: PostgresClient, from: Date, to: Date, subscription: String?, logger: Logger) async throws -> [UsageSummaryRow] {
-        let rows = try await client.query("""
-            SELECT subscription_id, model, usage_source, sum(requests)::bigint, sum(prompt_tokens)::bigint, sum(completion_tokens)::bigint,
-                   sum(total_tokens)::bigint, sum(cached_tokens)::bigint, sum(reasoning_tokens)::bigint
-            FROM usage_hourly
-            WHERE hour_start >= date_trunc('hour', \(from)) AND hour_start < \(to) AND (\(subscription)::text IS NULL OR subscription_id = \(subscription))
-            GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-            """, logger: logger)
-        var result: [UsageSummaryRow] = []
-        for try await (sub, model, source, requests, prompt, completion, total, cached, reasoning) in rows.decode(
-            (String, String, String, Int, Int, Int, Int, Int, Int).self)
-        {
-            result.append(.init(subscriptionID: sub, model: model, usageSource: source, requests: requests, promptTokens: prompt,
-                                completionTokens: completion, totalTokens: total, cachedTokens: cached, reasoningTokens: reasoning))
-        }
-        return result
-    }
-}
+extension UsageSummary: ResponseEncodable {}

@@ -1,9 +1,9 @@
 import AsyncHTTPClient
 import Foundation
+import HTTPTypes
 import Hummingbird
 import NIOSSL
 import Logging
-import PostgresNIO
 import Prometheus
 import ServiceLifecycle
 import TollgateCore
@@ -18,77 +18,85 @@ import Glibc
 
 /// The parts of a running Tollgate that tests and the CLI reach into.
 public struct TollgateRuntime: Sendable {
-    public let database: DatabaseLocation
+    public let database: PostgresDatabase
     public let catalog: GatewayCatalog
     public let writer: UsageWriter
-    public let postgres: PostgresClient
     public let adminToken: Secret
 }
 
-/// The composition root: the only place that constructs clients and services. `tollgate serve` and the tests both call it.
+/// The composition root: the only place that constructs clients, repositories and services. `tollgate serve` and the
+/// tests both call it.
 ///
-/// Before returning it starts the embedded PostgreSQL if needed, applies migrations, applies `--config`, and loads the
-/// catalog, so the server answers correctly from its first request.
+/// It first checks everything that needs no database (settings, the CA file, the rules engine's variables, the policy
+/// file, the spool and admin-token directories), so a bad setting fails before anything is started. Then it starts the
+/// embedded PostgreSQL if needed, applies migrations and `--config`, and loads the catalog, so the server answers
+/// correctly from its first request; if any of that fails, the cluster it started is stopped again.
 public func buildApplication(
     configuration: TollgateConfiguration, logger: Logger, registry: PrometheusCollectorRegistry? = nil,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) async throws -> (application: some ApplicationProtocol, runtime: TollgateRuntime) {
-    let resolution = try await DatabaseResolution.resolve(configuration: configuration, logger: logger)
-    let database = resolution.location
-    logger.info("Starting Tollgate", metadata: configuration.logMetadata.merging(["config.database": "\(database)"]) { $1 })
-
-    let catalogStore: CatalogStore
-    let initialCatalog: CatalogSnapshot
-    let limiter = TokenLimiter()
-    do {
-        initialCatalog = try await withPostgresClient(database, logger: logger) { client in
-            try await Migrator(client: client, migrations: try Migration.bundled(), logger: logger).migrate()
-            if let file = configuration.policyFile {
-                let document = try PolicyFile.load(path: file)
-                try await PolicyApplier.apply(document, client: client, logger: logger)
-                logger.info("Configuration applied", metadata: ["config.file": "\(file)"])
-            }
-            let snapshot = try await CatalogStore(client: client).snapshot(logger: logger)
-            // Period quotas count what other instances served from the first request on, not from the first refresh.
-            try await limiter.refreshQuotas(catalog: snapshot, client: client, logger: logger)
-            return snapshot
-        }
-    } catch {
-        try? await resolution.startedCluster?.stop()
-        throw error
-    }
-
-    let postgres = PostgresClient(configuration: database.clientConfiguration(maximumConnections: configuration.databaseConnections), backgroundLogger: logger)
-    catalogStore = CatalogStore(client: postgres)
-    let catalog = GatewayCatalog(store: catalogStore, logger: logger)
-    catalog.replace(with: initialCatalog)
-    let spool = try UsageSpool(directory: configuration.effectiveSpoolDirectory)
-    let writer = UsageWriter(
-        spool: spool, store: UsageStore(client: postgres), logger: logger, flushInterval: configuration.flushInterval, batchSize: configuration.batchSize)
-    var upstreamTLS = TLSConfiguration.makeClientConfiguration()
-    if let file = configuration.upstreamCAFile {
-        let certificates = (try? NIOSSLCertificate.fromPEMFile(file)) ?? []
-        guard !certificates.isEmpty else {
-            throw ConfigurationError(variable: "TOLLGATE_UPSTREAM_CA_FILE", message: "'\(file)' holds no PEM certificate")
-        }
-        upstreamTLS.additionalTrustRoots = [.certificates(certificates)]
-    }
-    let upstream = UpstreamClients(tlsConfiguration: upstreamTLS)
-    // Webhooks and management APIs: one client, redirects never followed (a redirect must not carry a credential elsewhere).
-    let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(
-        redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5), read: .seconds(30))))
+    // 1. No I/O beyond local files: a configuration error changes nothing and starts nothing.
+    let upstreamTLS = try configuration.upstreamTLSConfiguration()
     let rules: RulesConfiguration
     do {
         rules = try RulesConfiguration.parse(environment: configuration.credentials)
     } catch {
         throw ConfigurationError(variable: "TOLLGATE_* (rules engine)", message: error.description)
     }
+    let policyDocument = try configuration.policyFile.map { try PolicyFile.load(path: $0) }
+    let spool = try UsageSpool(directory: configuration.effectiveSpoolDirectory)
+    let adminToken = try configuration.adminToken ?? AdminToken.readOrCreate(in: configuration.dataDirectory)
+
+    // 2. The database: from here on, a failure stops the cluster this call started.
+    let resolution = try await DatabaseResolution.resolve(configuration: configuration, logger: logger)
+    do {
+        return try await assemble(
+            configuration: configuration, database: resolution, upstreamTLS: upstreamTLS, rules: rules, policyDocument: policyDocument,
+            spool: spool, adminToken: adminToken, logger: logger, registry: registry, onServerRunning: onServerRunning)
+    } catch {
+        try? await resolution.startedCluster?.stop()
+        throw error
+    }
+}
+
+/// The second half of `buildApplication`, once the settings are known good and the database is reachable.
+private func assemble(
+    configuration: TollgateConfiguration, database resolution: DatabaseResolution, upstreamTLS: TLSConfiguration, rules: RulesConfiguration,
+    policyDocument: PolicyDocument?, spool: UsageSpool, adminToken: Secret, logger: Logger, registry: PrometheusCollectorRegistry?,
+    onServerRunning: @escaping @Sendable (Int) async -> Void
+) async throws -> (application: some ApplicationProtocol, runtime: TollgateRuntime) {
+    let location = resolution.location
+    logger.info("Starting Tollgate", metadata: configuration.logMetadata.merging(["config.database": "\(location)"]) { $1 })
+    let limiter = TokenLimiter()
+    let initialCatalog = try await PostgresDatabase.withDatabase(location, logger: logger) { database in
+        try await database.migrator().migrate()
+        if let policyDocument, let file = configuration.policyFile {
+            try await PolicyApplier(repositories: database.repositories, budgets: database.configuredBudgets).apply(policyDocument, logger: logger)
+            logger.info("Configuration applied", metadata: ["config.file": "\(file)"])
+        }
+        let snapshot = try await database.catalog.snapshot(logger: logger)
+        // Period quotas count what other instances served from the first request on, not from the first refresh.
+        try await limiter.refreshQuotas(catalog: snapshot, client: database.client, logger: logger)
+        return snapshot
+    }
+
+    let database = PostgresDatabase(location: location, maximumConnections: configuration.databaseConnections, logger: logger)
+    let repositories = database.repositories
+    let catalogStore = database.catalog
+    let catalog = GatewayCatalog(store: catalogStore, logger: logger)
+    catalog.replace(with: initialCatalog)
+    let writer = UsageWriter(
+        spool: spool, store: UsageStore(client: database.client), logger: logger, flushInterval: configuration.flushInterval,
+        batchSize: configuration.batchSize)
+    let upstream = UpstreamClients(tlsConfiguration: upstreamTLS)
+    // Webhooks and management APIs: one client, redirects never followed (a redirect must not carry a credential elsewhere).
+    let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(
+        redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5), read: .seconds(30))))
     let suspender = rules.suspender(catalog: catalogStore, http: http)
     let evaluator = BudgetEvaluator(
-        client: postgres, lockConnection: try database.lockConnectionConfiguration(), suspender: suspender,
+        client: database.client, lockConnection: try location.lockConnectionConfiguration(), suspender: suspender,
         configuration: .init(sweepInterval: rules.sweepInterval), logger: logger)
-    let dispatcher = WebhookDispatcher(client: postgres, http: http, configuration: .init(targets: rules.webhookTargets), logger: logger)
-    let adminToken = try configuration.adminToken ?? AdminToken.readOrCreate(in: configuration.dataDirectory)
+    let dispatcher = WebhookDispatcher(client: database.client, http: http, configuration: .init(targets: rules.webhookTargets), logger: logger)
 
     let router = Router(context: BasicRequestContext.self)
     router.add(middleware: LogRequestsMiddleware(.debug))
@@ -98,8 +106,15 @@ public func buildApplication(
         configuration: GatewayConfiguration(maximumRequestBytes: configuration.maximumRequestBytes, credentials: configuration.credentials),
         logger: logger)
     gateway.register(on: router)
+    let rulesClient = database.client
     AdminAPI(
-        token: adminToken, postgres: postgres, catalog: catalog, database: database, suspender: suspender, logger: logger
+        token: adminToken, repositories: repositories, budgets: database.configuredBudgets, refreshCatalog: { await catalog.refresh() },
+        rulesRoutes: { admin in
+            RulesAdmin.addRoutes(to: admin, database: rulesClient, suspender: suspender) { request, _ in
+                // One shared admin token, so the caller names themselves (X-Tollgate-Actor) for the audit trail.
+                "admin:\(request.headers[HTTPField.Name("X-Tollgate-Actor")!] ?? "api")"
+            }
+        }
     ).register(on: router)
 
     var app = Application(
@@ -114,11 +129,11 @@ public func buildApplication(
     if let cluster = resolution.startedCluster { app.addServices(EmbeddedPostgresService(cluster: cluster, logger: logger)) }
     // The rules engine's services come after the pool and the writer, so they stop first.
     app.addServices(
-        postgres, upstream, HTTPClientService(client: http), writer,
-        CatalogRefresher(catalog: catalog, database: database, interval: configuration.catalogRefreshInterval, logger: logger),
-        QuotaRefresher(limiter: limiter, catalog: catalog, client: postgres, logger: logger),
+        database, upstream, HTTPClientService(client: http), writer,
+        CatalogRefresher(catalog: catalog, database: location, interval: configuration.catalogRefreshInterval, logger: logger),
+        QuotaRefresher(limiter: limiter, catalog: catalog, client: database.client, logger: logger),
         evaluator, dispatcher)
-    return (app, TollgateRuntime(database: database, catalog: catalog, writer: writer, postgres: postgres, adminToken: adminToken))
+    return (app, TollgateRuntime(database: database, catalog: catalog, writer: writer, adminToken: adminToken))
 }
 
 func addHealthRoutes(to router: Router<BasicRequestContext>, catalog: GatewayCatalog, writer: UsageWriter, registry: PrometheusCollectorRegistry?) {

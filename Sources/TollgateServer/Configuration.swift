@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOSSL
 import TollgateCore
 import TollgateStore
 
@@ -93,4 +94,20 @@ public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
     public var variable: String
     public var message: String
     public var description: String { "\(variable) \(message)" }
+}
+
+extension TollgateConfiguration {
+    /// TLS for `https` backends: the system's roots plus `upstreamCAFile`'s certificates.
+    /// - Throws: `ConfigurationError` naming `TOLLGATE_UPSTREAM_CA_FILE` when the file yields no PEM certificate.
+    func upstreamTLSConfiguration() throws(ConfigurationError) -> TLSConfiguration {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if let file = upstreamCAFile {
+            let certificates = (try? NIOSSLCertificate.fromPEMFile(file)) ?? []
+            guard !certificates.isEmpty else {
+                throw ConfigurationError(variable: "TOLLGATE_UPSTREAM_CA_FILE", message: "'\(file)' holds no PEM certificate")
+            }
+            tls.additionalTrustRoots = [.certificates(certificates)]
+        }
+        return tls
+    }
 }

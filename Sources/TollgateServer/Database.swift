@@ -1,21 +1,8 @@
 import Foundation
 import Logging
-import PostgresNIO
 import ServiceLifecycle
 import TollgateCore
 import TollgateStore
-
-/// Runs `body` with a short-lived client whose run loop is alive for the duration (migrations, CLI commands).
-public func withPostgresClient<T: Sendable>(
-    _ location: DatabaseLocation, logger: Logger, _ body: @Sendable (PostgresClient) async throws -> T
-) async throws -> T {
-    let client = PostgresClient(configuration: location.clientConfiguration(maximumConnections: 4), backgroundLogger: logger)
-    return try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { await client.run() }
-        defer { group.cancelAll() }
-        return try await body(client)
-    }
-}
 
 /// Where the database is for this process: `DATABASE_URL`, or the embedded cluster (started if it is not running).
 public struct DatabaseResolution: Sendable {

@@ -12,6 +12,12 @@ public struct CatalogSnapshot: Sendable {
         public var backend: String
         public var deployment: String
         public var model: String
+
+        public init(backend: String, deployment: String, model: String) {
+            self.backend = backend
+            self.deployment = deployment
+            self.model = model
+        }
     }
     public struct Subscription: Sendable, Hashable {
         public var id: SubscriptionID
@@ -23,12 +29,33 @@ public struct CatalogSnapshot: Sendable {
         public var stateReason: String?
         /// Who set `state`: `config` (the file), `rules-engine`, `admin:<name>`.
         public var stateActor: String
+
+        public init(
+            id: SubscriptionID, displayName: String? = nil, team: String? = nil, costCenter: String? = nil, product: String? = nil,
+            state: SubscriptionState, stateReason: String? = nil, stateActor: String
+        ) {
+            self.id = id
+            self.displayName = displayName
+            self.team = team
+            self.costCenter = costCenter
+            self.product = product
+            self.state = state
+            self.stateReason = stateReason
+            self.stateActor = stateActor
+        }
     }
     public struct Key: Sendable, Hashable {
         public var id: UUID
         public var subscription: SubscriptionID
         public var slot: String
         public var hash: [UInt8]
+
+        public init(id: UUID, subscription: SubscriptionID, slot: String, hash: [UInt8]) {
+            self.id = id
+            self.subscription = subscription
+            self.slot = slot
+            self.hash = hash
+        }
     }
 
     public var backends: [String: BackendSpec] = [:]
@@ -94,41 +121,7 @@ public struct CatalogStore: Sendable {
 
     /// What `apply` would change, as readable lines (`+ subscription team-a`, `~ backend openai: base_url`).
     public func plan(_ document: PolicyDocument, logger: Logger) async throws -> [String] {
-        let current = try await snapshot(logger: logger)
-        var lines: [String] = []
-        for backend in document.backends {
-            if let existing = current.backends[backend.name] {
-                var sortedExisting = existing
-                sortedExisting.deployments.sort { $0.name < $1.name }
-                var sortedNew = backend
-                sortedNew.deployments.sort { $0.name < $1.name }
-                if sortedExisting != sortedNew { lines.append("~ backend \(backend.name)") }
-            } else {
-                lines.append("+ backend \(backend.name) (\(backend.kind.rawValue), \(backend.deployments.count) deployment(s))")
-            }
-        }
-        for name in Set(current.backends.keys).subtracting(document.backends.map(\.name)).sorted() {
-            lines.append("- backend \(name)")
-        }
-        for product in document.products {
-            if let existing = current.products[product.name] {
-                if existing != product { lines.append("~ product \(product.name)") }
-            } else {
-                lines.append("+ product \(product.name)")
-            }
-        }
-        for subscription in document.subscriptions {
-            if let existing = current.subscriptions[subscription.id] {
-                // The file's state applies only while the file owns it (see `apply`).
-                let unchanged = existing.displayName == subscription.displayName && existing.team == subscription.team
-                    && existing.costCenter == subscription.costCenter && existing.product == subscription.product
-                    && (existing.stateActor != "config" || existing.state == subscription.state)
-                if !unchanged { lines.append("~ subscription \(subscription.id)") }
-            } else {
-                lines.append("+ subscription \(subscription.id)")
-            }
-        }
-        return lines
+        CatalogPlan.changes(from: try await snapshot(logger: logger), to: document)
     }
 
     /// Writes the document in one transaction. Backends not in the document are removed (nothing references them

@@ -94,6 +94,33 @@ public struct ChargebackFact: Hashable, Sendable {
     public var chargePeriodStart: Date
     /// End of the last hour (or day) of use in the row.
     public var chargePeriodEnd: Date
+
+    public init(
+        chargeClass: ChargeClass, subscription: SubscriptionID, product: String, team: String, costCenter: String, backend: String,
+        deployment: String, model: String, priceID: Int64? = nil, priceList: String? = nil, currency: String? = nil, committed: Bool,
+        commitmentCurrency: String? = nil, requests: Int64, quantities: TokenQuantities, totalTokens: Int64, cost: Decimal? = nil,
+        chargePeriodStart: Date, chargePeriodEnd: Date
+    ) {
+        self.chargeClass = chargeClass
+        self.subscription = subscription
+        self.product = product
+        self.team = team
+        self.costCenter = costCenter
+        self.backend = backend
+        self.deployment = deployment
+        self.model = model
+        self.priceID = priceID
+        self.priceList = priceList
+        self.currency = currency
+        self.committed = committed
+        self.commitmentCurrency = commitmentCurrency
+        self.requests = requests
+        self.quantities = quantities
+        self.totalTokens = totalTokens
+        self.cost = cost
+        self.chargePeriodStart = chargePeriodStart
+        self.chargePeriodEnd = chargePeriodEnd
+    }
 }
 
 /// What a month bills, read from the hourly rollup and the late-usage bookings (never the raw ledger).

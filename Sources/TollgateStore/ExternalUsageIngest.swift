@@ -30,6 +30,15 @@ public struct IngestResult: Hashable, Sendable, Codable {
     public var duplicates: Int
     public var rejected: Int
     public var rejections: [IngestRejection]
+
+    public init(received: Int, accepted: Int, inserted: Int, duplicates: Int, rejected: Int, rejections: [IngestRejection]) {
+        self.received = received
+        self.accepted = accepted
+        self.inserted = inserted
+        self.duplicates = duplicates
+        self.rejected = rejected
+        self.rejections = rejections
+    }
 }
 
 /// A batch-level problem: nothing in the body was looked at event by event.

@@ -18,11 +18,20 @@ public struct SubscriptionKeyInfo: Sendable, Hashable, Codable {
         case createdAt = "created_at"
         case revokedAt = "revoked_at"
     }
+
+    public init(id: UUID, subscription: SubscriptionID, slot: String, prefix: String, createdAt: Date, revokedAt: Date? = nil) {
+        self.id = id
+        self.subscription = subscription
+        self.slot = slot
+        self.prefix = prefix
+        self.createdAt = createdAt
+        self.revokedAt = revokedAt
+    }
 }
 
 public enum KeySlot: String, Sendable, CaseIterable, Codable { case primary, secondary }
 
-public enum KeyStoreError: Error, CustomStringConvertible, Sendable {
+public enum KeyStoreError: Error, Hashable, CustomStringConvertible, Sendable {
     case unknownSubscription(SubscriptionID)
     case slotTaken(SubscriptionID, KeySlot)
     case unknownKey(String)

@@ -11,6 +11,13 @@ public struct StoredPrice: Hashable, Sendable {
     public var priceList: String
     /// Exclusive; `nil` while no later version of the same key exists.
     public var effectiveTo: Date?
+
+    public init(id: Int64, price: ModelPrice, priceList: String, effectiveTo: Date? = nil) {
+        self.id = id
+        self.price = price
+        self.priceList = priceList
+        self.effectiveTo = effectiveTo
+    }
 }
 
 public struct PriceImportSummary: Hashable, Sendable, Codable {
@@ -146,15 +153,17 @@ public struct PTUStore: Sendable {
     public init(client: PostgresClient) { self.client = client }
 
     /// Sets the commitment from `effectiveFrom`'s month on (replacing a row for the same month).
-    /// - Throws: a database error when the month is already closed (its money is frozen).
+    /// - Throws: `DomainRuleError.commitmentFrozen` when the month is already closed (its money is frozen).
     public func set(_ commitment: PTUCommitment, logger: Logger) async throws {
-        try await client.query(
-            """
-            INSERT INTO ptu_commitments (backend, effective_from, monthly_amount, currency, description)
-            VALUES (\(commitment.backend), \(commitment.effectiveFrom), \(commitment.monthlyAmount), \(commitment.currency), \(commitment.description))
-            ON CONFLICT (backend, effective_from) DO UPDATE SET monthly_amount = EXCLUDED.monthly_amount, currency = EXCLUDED.currency,
-                description = EXCLUDED.description
-            """, logger: logger)
+        try await DomainRuleError.mapping {
+            try await client.query(
+                """
+                INSERT INTO ptu_commitments (backend, effective_from, monthly_amount, currency, description)
+                VALUES (\(commitment.backend), \(commitment.effectiveFrom), \(commitment.monthlyAmount), \(commitment.currency), \(commitment.description))
+                ON CONFLICT (backend, effective_from) DO UPDATE SET monthly_amount = EXCLUDED.monthly_amount, currency = EXCLUDED.currency,
+                    description = EXCLUDED.description
+                """, logger: logger)
+        }
     }
 
     /// The commitments in force during `period` (one month), with a non-zero amount.

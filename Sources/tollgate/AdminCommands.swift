@@ -17,8 +17,8 @@ struct MigrateCommand: AsyncParsableCommand {
         let logger = try database.logger()
         let resolution = try await DatabaseResolution.resolve(configuration: configuration, logger: logger)
         defer { try? resolution.startedCluster?.stopWaiting() }  // a short-lived command: blocking here is fine
-        let applied = try await withPostgresClient(resolution.location, logger: logger) { client in
-            try await Migrator(client: client, migrations: try Migration.bundled(), logger: logger).migrate()
+        let applied = try await PostgresDatabase.withDatabase(resolution.location, logger: logger) { database in
+            try await database.migrator().migrate()
         }
         for migration in applied { print("applied \(String(format: "%04d", migration.version))_\(migration.name).sql") }
         print(applied.isEmpty ? "schema is up to date" : "\(applied.count) migration(s) applied")
@@ -63,9 +63,10 @@ struct ApplyCommand: AsyncParsableCommand {
         let document: PolicyDocument
         do { document = try PolicyFile.load(path: file) } catch { throw CLIError(error.description) }
         let dryRun = self.dryRun
-        let changes = try await CLIDatabase.withClient(database) { client, logger in
-            let changes = try await PolicyApplier.plan(document, client: client, logger: logger)
-            if !dryRun { try await PolicyApplier.apply(document, client: client, logger: logger) }
+        let changes = try await CLIDatabase.withDatabase(database) { database, logger in
+            let policy = PolicyApplier(repositories: database.repositories, budgets: database.configuredBudgets)
+            let changes = try await policy.plan(document, logger: logger)
+            if !dryRun { try await policy.apply(document, logger: logger) }
             return changes
         }
         for line in changes { print(line) }
@@ -89,8 +90,8 @@ struct KeysCommand: AsyncParsableCommand {
 
         func run() async throws {
             let (subscription, slot) = (SubscriptionID(self.subscription), self.slot)
-            let created = try await CLIDatabase.withClient(database) { client, logger in
-                do { return try await KeyStore(client: client).create(for: subscription, slot: slot, logger: logger) } catch let error as KeyStoreError {
+            let created = try await CLIDatabase.withDatabase(database) { database, logger in
+                do { return try await database.keys.create(for: subscription, slot: slot, logger: logger) } catch let error as KeyStoreError {
                     throw CLIError(error.description)
                 }
             }
@@ -111,8 +112,8 @@ struct KeysCommand: AsyncParsableCommand {
 
         func run() async throws {
             let (subscription, all) = (self.subscription.map { SubscriptionID($0) }, self.all)
-            let keys = try await CLIDatabase.withClient(database) { client, logger in
-                try await KeyStore(client: client).list(subscription: subscription, includeRevoked: all, logger: logger)
+            let keys = try await CLIDatabase.withDatabase(database) { database, logger in
+                try await database.keys.list(subscription: subscription, includeRevoked: all, logger: logger)
             }
             print(["SUBSCRIPTION", "SLOT", "PREFIX", "ID", "CREATED", "REVOKED"].joined(separator: "\t"))
             for key in keys {
@@ -129,8 +130,8 @@ struct KeysCommand: AsyncParsableCommand {
 
         func run() async throws {
             let key = self.key
-            let info = try await CLIDatabase.withClient(database) { client, logger in
-                do { return try await KeyStore(client: client).revoke(key, logger: logger) } catch let error as KeyStoreError {
+            let info = try await CLIDatabase.withDatabase(database) { database, logger in
+                do { return try await database.keys.revoke(key, logger: logger) } catch let error as KeyStoreError {
                     throw CLIError(error.description)
                 }
             }

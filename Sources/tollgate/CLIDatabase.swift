@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import Logging
-import PostgresNIO
 import TollgateServer
 import TollgateStore
 
@@ -47,15 +46,15 @@ struct DatabaseOptions: ParsableArguments {
 enum CLIDatabase {
     /// Runs `body` against the database. With the embedded cluster, starts it if needed (stopping it again after) and
     /// brings its schema up to date; with `DATABASE_URL`, requires the schema to be current (`tollgate migrate`).
-    static func withClient<T: Sendable>(_ options: DatabaseOptions, _ body: @Sendable (PostgresClient, Logger) async throws -> T) async throws -> T {
+    static func withDatabase<T: Sendable>(_ options: DatabaseOptions, _ body: @Sendable (PostgresDatabase, Logger) async throws -> T) async throws -> T {
         let configuration = try options.configuration()
         let logger = try options.logger()
         let resolution = try await DatabaseResolution.resolve(configuration: configuration, logger: logger)
         defer { try? resolution.startedCluster?.stopWaiting() }  // a short-lived command: blocking here is fine
-        return try await withPostgresClient(resolution.location, logger: logger) { client in
-            let migrator = Migrator(client: client, migrations: try Migration.bundled(), logger: logger)
+        return try await PostgresDatabase.withDatabase(resolution.location, logger: logger) { database in
+            let migrator = try database.migrator()
             if configuration.database == nil { try await migrator.migrate() } else { try await migrator.requireCurrent() }
-            return try await body(client, logger)
+            return try await body(database, logger)
         }
     }
 }

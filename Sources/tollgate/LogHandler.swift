@@ -8,8 +8,8 @@ import Glibc
 
 /// Log lines in swift-log's stream format (`2026-11-25T18:51:31+0000 info tollgate: key=value [source] message`) on
 /// standard output, with the metadata rendered when a line is written. swift-log's own `StreamLogHandler` renders
-/// its metadata every time a key is set, and HTTP servers set a request id on every request: that was 3 % of the
-/// gateway's CPU time under load for lines that are almost never written.
+/// its metadata every time a key is set, and HTTP servers set a request id on every request: work on the hot path for
+/// lines that are almost never written (bench/README.md has the figure).
 struct TollgateLogHandler: LogHandler {
     let label: String
     var logLevel: Logger.Level = .info

@@ -22,8 +22,8 @@ struct PeriodCommand: AsyncParsableCommand {
         func run() async throws {
             let period = BillingPeriod.month(period)!
             let user = ProcessInfo.processInfo.environment["USER"] ?? "unknown"
-            try await CLIDatabase.withClient(database) { client, logger in
-                try await PeriodStore(client: client).close(period, closedBy: "cli:\(user)", now: Date(), logger: logger)
+            try await CLIDatabase.withDatabase(database) { database, logger in
+                try await database.periods.close(period, closedBy: "cli:\(user)", now: Date(), logger: logger)
             }
             print("\(period.monthLabel) closed")
         }

@@ -31,8 +31,8 @@ struct PricesCommand: AsyncParsableCommand {
                 throw CLIError(error.errors.map { "\(file):\($0.line): \($0.message)" }.joined(separator: "\n"))
             }
             let name = priceList ?? PriceListVersion.name(file: URL(fileURLWithPath: file).lastPathComponent, contents: data)
-            let summary = try await CLIDatabase.withClient(database) { client, logger in
-                try await PriceStore(client: client).importPrices(prices, priceList: name, logger: logger)
+            let summary = try await CLIDatabase.withDatabase(database) { database, logger in
+                try await database.prices.importPrices(prices, priceList: name, logger: logger)
             }
             print("\(name): \(summary.added) price version(s) added, \(summary.unchanged) already present")
         }
@@ -43,7 +43,7 @@ struct PricesCommand: AsyncParsableCommand {
         @OptionGroup var database: DatabaseOptions
 
         func run() async throws {
-            let prices = try await CLIDatabase.withClient(database) { client, logger in try await PriceStore(client: client).list(logger: logger) }
+            let prices = try await CLIDatabase.withDatabase(database) { database, logger in try await database.prices.list(logger: logger) }
             FileHandle.standardOutput.write(PriceListing.csv(prices))
         }
     }
@@ -69,7 +69,7 @@ struct PricesCommand: AsyncParsableCommand {
             guard let value = Decimal(exactly: amount), value >= 0 else { throw CLIError("--amount must be a plain non-negative decimal such as 12000.00") }
             guard currency.range(of: "^[A-Z]{3}$", options: .regularExpression) != nil else { throw CLIError("--currency must be an ISO 4217 code such as USD") }
             let commitment = PTUCommitment(backend: backend, effectiveFrom: period.start, monthlyAmount: value, currency: currency, description: note)
-            try await CLIDatabase.withClient(database) { client, logger in try await PTUStore(client: client).set(commitment, logger: logger) }
+            try await CLIDatabase.withDatabase(database) { database, logger in try await database.commitments.set(commitment, logger: logger) }
             print("\(backend): \(value) \(currency) per month from \(month)")
         }
     }

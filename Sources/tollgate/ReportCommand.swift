@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TollgateCore
 import TollgateReports
+import TollgateStore
 
 struct ReportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -36,8 +37,8 @@ struct ReportCommand: AsyncParsableCommand {
             let (period, groupBy, format, output) = (
                 BillingPeriod.month(period)!, ChargebackGrouping(rawValue: groupBy)!, ChargebackFormat(rawValue: format)!, output
             )
-            let data = try await CLIDatabase.withClient(database) { client, logger in
-                try await ChargebackReport(client: client).generate(
+            let data = try await CLIDatabase.withDatabase(database) { database, logger in
+                try await ChargebackReport(database.repositories).generate(
                     period: period, groupBy: groupBy, format: format, now: Date(), logger: logger)
             }
             if let output {

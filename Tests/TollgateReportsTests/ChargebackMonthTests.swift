@@ -107,7 +107,7 @@ import TollgateTestSupport
         try await TestDatabase.withClient { client in
             let logger = TestDatabase.logger
             try await Self.seed(client)
-            let report = ChargebackReport(client: client)
+            let report = ChargebackReport(.postgres(client: client))
 
             let csv = String(
                 decoding: try await report.generate(period: Self.october, groupBy: .team, format: .csv, now: Self.now, logger: logger), as: UTF8.self)

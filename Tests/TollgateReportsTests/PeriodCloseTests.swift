@@ -63,9 +63,9 @@ import TollgateTestSupport
             let stored = try await prices.list(logger: logger)
             #expect(stored.map(\.price.outputPerMillion) == [8])
 
-            // A closed month's commitment is frozen too.
+            // A closed month's commitment is frozen too: the trigger refuses, and the store names the rule.
             let ptu = PTUStore(client: client)
-            await #expect(throws: PSQLError.self) {
+            await #expect(throws: DomainRuleError.commitmentFrozen) {
                 try await ptu.set(
                     PTUCommitment(backend: "azure-ptu", effectiveFrom: Self.september.start, monthlyAmount: 500, currency: "USD"), logger: logger)
             }

@@ -89,7 +89,7 @@ import TollgateTestSupport
         try await TestDatabase.withClient { client in
             let logger = TestDatabase.logger
             try await ChargebackMonthTests.seed(client)
-            let report = ChargebackReport(client: client)
+            let report = ChargebackReport(.postgres(client: client))
             let october = try await report.focus(period: ChargebackMonthTests.october, logger: logger)
             // 4.35 + 0.28 + 0.90 + 0.099 + 0.125 pay-as-you-go, 1000 committed, the unpriced row at 0 flagged `unpriced`.
             #expect(october.total == Decimal(string: "1005.754")!)

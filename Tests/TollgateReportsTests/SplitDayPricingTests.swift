@@ -47,7 +47,7 @@ import TollgateTestSupport
             #expect(daily.map(\.1) == [Decimal(string: "2.00")!, Decimal(string: "5.00")!, Decimal(string: "2.00")!])
             #expect(daily.map(\.2) == [2_000_000, 3_000_000, 1_000_000])
 
-            let report = ChargebackReport(client: client)
+            let report = ChargebackReport(.postgres(client: client))
             let document = try await report.document(period: BillingPeriod.month("2026-10")!, groupBy: .team, now: Self.now, logger: logger)
             #expect(document.lines.map(\.amount) == [Decimal(string: "9.00")!])
             #expect(document.lines.map(\.promptTokens) == [6_000_000])

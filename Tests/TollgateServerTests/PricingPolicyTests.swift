@@ -5,6 +5,7 @@ import HummingbirdTesting
 import PostgresNIO
 import Testing
 import TollgateCore
+import TollgateRules
 import TollgateServer
 import TollgateStore
 import TollgateTestSupport
@@ -37,9 +38,10 @@ import TollgateTestSupport
         #expect(price.cachedInputPerMillion == Decimal(string: "1.25")!)
         #expect(price.effectiveFrom == Date(iso8601: "2026-10-01T00:00:00Z"))
         try await TestDatabase.withClient { client in
-            try await PolicyApplier.apply(document, client: client, logger: TestDatabase.logger)
-            try await PolicyApplier.apply(document, client: client, logger: TestDatabase.logger)  // again: nothing new
-            #expect(try await PolicyApplier.plan(document, client: client, logger: TestDatabase.logger).isEmpty)
+            let policy = PolicyApplier(repositories: .postgres(client: client), budgets: BudgetStore(client: client))
+            try await policy.apply(document, logger: TestDatabase.logger)
+            try await policy.apply(document, logger: TestDatabase.logger)  // again: nothing new
+            #expect(try await policy.plan(document, logger: TestDatabase.logger).isEmpty)
             let stored = try await PriceStore(client: client).list(logger: TestDatabase.logger)
             #expect(stored.count == 1)
             #expect(stored.first?.price.outputPerMillion == Decimal(string: "10")!)

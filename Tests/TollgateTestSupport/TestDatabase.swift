@@ -41,7 +41,12 @@ public enum TestDatabase {
     public static func withClient<T: Sendable>(
         _ location: DatabaseLocation, _ body: @Sendable (PostgresClient) async throws -> T
     ) async throws -> T {
-        try await withPostgresClient(location, logger: logger, body)
+        let client = PostgresClient(configuration: location.clientConfiguration(maximumConnections: 4), backgroundLogger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            return try await body(client)
+        }
     }
 
     /// The current suite's database, with a client.

@@ -50,7 +50,7 @@ enum ReportPath: String, CaseIterable {
 
     /// Runs the path once; returns the number of fact rows or export bytes, so nothing is optimised away.
     func run(_ fixture: Fixture) async throws -> Int {
-        let report = ChargebackReport(client: fixture.client)
+        let report = ChargebackReport(.postgres(client: fixture.client))
         switch self {
         case .facts: return try await ChargebackStore(client: fixture.client).facts(for: fixture.period, logger: fixture.logger).count
         case .csvByTeam:
