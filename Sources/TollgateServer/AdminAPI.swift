@@ -144,7 +144,7 @@ public struct AdminAPI: Sendable {
         }
         registerReports(on: admin)
         // Budgets, subscription suspend/resume (with audit), webhooks: the rules engine's routes.
-        RulesAdmin.addRoutes(to: admin, database: postgres, suspender: suspender) { request, _ in
+        RulesAdmin.addRoutes(to: admin, rules: RulesRepositories(client: postgres), suspender: suspender) { request, _ in
             // One shared admin token, so the caller names themselves (X-Tollgate-Actor) for the audit trail.
             "admin:\(request.headers[HTTPField.Name("X-Tollgate-Actor")!] ?? "api")"
         }

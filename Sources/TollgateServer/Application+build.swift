@@ -58,7 +58,8 @@ public func buildApplication(
         throw error
     }
 
-    let postgres = PostgresClient(configuration: database.clientConfiguration(maximumConnections: configuration.databaseConnections), backgroundLogger: logger)
+    let store = PostgresDatabase(location: database, maximumConnections: configuration.databaseConnections, logger: logger)
+    let postgres = store.client
     catalogStore = CatalogStore(client: postgres)
     let catalog = GatewayCatalog(store: catalogStore, logger: logger)
     catalog.replace(with: initialCatalog)
@@ -83,11 +84,12 @@ public func buildApplication(
     } catch {
         throw ConfigurationError(variable: "TOLLGATE_* (rules engine)", message: error.description)
     }
-    let suspender = rules.suspender(catalog: catalogStore, http: http)
+    let suspender = rules.suspender(subscriptions: store.subscriptionStates, http: http)
     let evaluator = BudgetEvaluator(
-        client: postgres, lockConnection: try database.lockConnectionConfiguration(), suspender: suspender,
+        budgets: store.budgets, subscriptions: store.subscriptionStates, leadership: store.leaderElection, suspender: suspender,
         configuration: .init(sweepInterval: rules.sweepInterval), logger: logger)
-    let dispatcher = WebhookDispatcher(client: postgres, http: http, configuration: .init(targets: rules.webhookTargets), logger: logger)
+    let dispatcher = WebhookDispatcher(
+        webhooks: store.webhooks, notifications: store.notifications, http: http, configuration: .init(targets: rules.webhookTargets), logger: logger)
     let adminToken = try configuration.adminToken ?? AdminToken.readOrCreate(in: configuration.dataDirectory)
 
     let router = Router(context: BasicRequestContext.self)
@@ -114,7 +116,7 @@ public func buildApplication(
     if let cluster = resolution.startedCluster { app.addServices(EmbeddedPostgresService(cluster: cluster, logger: logger)) }
     // The rules engine's services come after the pool and the writer, so they stop first.
     app.addServices(
-        postgres, upstream, HTTPClientService(client: http), writer,
+        store, upstream, HTTPClientService(client: http), writer,
         CatalogRefresher(catalog: catalog, database: database, interval: configuration.catalogRefreshInterval, logger: logger),
         QuotaRefresher(limiter: limiter, catalog: catalog, client: postgres, logger: logger),
         evaluator, dispatcher)

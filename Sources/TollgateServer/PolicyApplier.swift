@@ -10,7 +10,7 @@ public enum PolicyApplier {
     /// What `apply` would change, as readable lines.
     public static func plan(_ document: PolicyDocument, client: PostgresClient, logger: Logger) async throws -> [String] {
         var lines = try await CatalogStore(client: client).plan(document, logger: logger)
-        let existing = Set(try await BudgetStore(client: client).all(logger: logger).map(\.name))
+        let existing = Set(try await PostgresBudgetRepository(client: client).all(logger: logger).map(\.name))
         for budget in document.budgets where !existing.contains(budget.name) { lines.append("+ budget \(budget.name)") }
         let stored = Set(try await PriceStore(client: client).list(logger: logger).map { "\($0.price.model)|\($0.price.backend)|\($0.price.deployment)|\($0.price.effectiveFrom)" })
         for price in document.prices.compactMap(\.modelPrice)
@@ -22,7 +22,7 @@ public enum PolicyApplier {
 
     public static func apply(_ document: PolicyDocument, client: PostgresClient, logger: Logger) async throws {
         try await CatalogStore(client: client).apply(document, logger: logger)
-        try await BudgetStore(client: client).applyConfigured(document.budgets.compactMap(\.definition), logger: logger)
+        try await PostgresBudgetRepository(client: client).applyConfigured(document.budgets.compactMap(\.definition), logger: logger)
         let prices = document.prices.compactMap(\.modelPrice)
         if !prices.isEmpty { _ = try await PriceStore(client: client).importPrices(prices, priceList: "tollgate.yaml", logger: logger) }
         for commitment in document.commitments {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TollgateServer
+import TollgateStore
 
 /// `tollgate subscriptions suspend|resume`: change a subscription's state by hand, with a reason for the audit trail.
 struct SubscriptionsCommand: AsyncParsableCommand {
@@ -23,8 +24,9 @@ struct SubscriptionsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let (id, reason, actor) = (id, reason, actor)
-            let change = try await CLIDatabase.withClient(database) { database, _ in
-                try await RulesAdmin.suspend(database: database, subscription: id, reason: reason, actor: "admin:\(actor)")
+            let change = try await CLIDatabase.withClient(database) { client, _ in
+                try await RulesAdmin.suspend(
+                    rules: RulesRepositories(client: client), subscription: id, reason: reason, actor: "admin:\(actor)")
             }
             print(RulesAdmin.describe(change))
         }
@@ -41,8 +43,9 @@ struct SubscriptionsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let (id, reason, actor, increase) = (id, reason, actor, increase)
-            let change = try await CLIDatabase.withClient(database) { database, _ in
-                try await RulesAdmin.resume(database: database, subscription: id, reason: reason, actor: "admin:\(actor)", increase: increase)
+            let change = try await CLIDatabase.withClient(database) { client, _ in
+                try await RulesAdmin.resume(
+                    rules: RulesRepositories(client: client), subscription: id, reason: reason, actor: "admin:\(actor)", increase: increase)
             }
             print(RulesAdmin.describe(change))
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TollgateServer
+import TollgateStore
 
 /// `tollgate webhooks create|deliveries`: register receivers and read the delivery log.
 struct WebhooksCommand: AsyncParsableCommand {
@@ -20,8 +21,9 @@ struct WebhooksCommand: AsyncParsableCommand {
 
         func run() async throws {
             let (url, secret, events) = (url, secret, events)
-            let created = try await CLIDatabase.withClient(database) { database, _ in
-                try await RulesAdmin.createWebhookEndpoint(database: database, url: url, secret: secret, eventTypes: events)
+            let created = try await CLIDatabase.withClient(database) { client, _ in
+                try await RulesAdmin.createWebhookEndpoint(
+                    webhooks: PostgresWebhookRepository(client: client), url: url, secret: secret, eventTypes: events)
             }
             print("endpoint \(created.id.uuidString.lowercased())")
             print("secret \(created.secret)")
@@ -36,8 +38,8 @@ struct WebhooksCommand: AsyncParsableCommand {
 
         func run() async throws {
             let (endpoint, limit) = (endpoint, limit)
-            let deliveries = try await CLIDatabase.withClient(database) { database, _ in
-                try await RulesAdmin.deliveries(database: database, endpoint: endpoint, limit: limit)
+            let deliveries = try await CLIDatabase.withClient(database) { client, _ in
+                try await RulesAdmin.deliveries(webhooks: PostgresWebhookRepository(client: client), endpoint: endpoint, limit: limit)
             }
             if deliveries.isEmpty { print("no deliveries") }
             for delivery in deliveries { print(RulesAdmin.describe(delivery)) }
