@@ -141,8 +141,14 @@ public struct PostgresBudgetRepository: BudgetRepository {
     }
 
     public func transaction<T: Sendable>(logger: Logger, _ body: (any RulesTransaction) async throws -> T) async throws -> T {
-        try await client.withTransaction(logger: logger) { connection in
-            try await body(PostgresRulesTransaction(connection: connection, logger: logger))
+        do {
+            return try await client.withTransaction(logger: logger) { connection in
+                try await body(PostgresRulesTransaction(connection: connection, logger: logger))
+            }
+        } catch let error as PostgresTransactionError {
+            // The body's own error, once the rollback went through: callers see what they threw, as with the in-memory store.
+            if let thrown = error.closureError, error.rollbackError == nil { throw thrown }
+            throw error
         }
     }
 }
