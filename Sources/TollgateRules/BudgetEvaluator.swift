@@ -162,7 +162,8 @@ public final class BudgetEvaluator: Service, Sendable {
             var firings: [BudgetEvaluationReport.Firing] = []
             var exceededSent = alreadyExceeded
             for threshold in evaluation.crossed {
-                let firing = BudgetFiring(budget: budget.name, period: period, signal: .threshold, percent: threshold.percent, measured: measured, limit: limit)
+                let firing = BudgetFiring(
+                    budget: budget.name, period: period, signal: .threshold, percent: threshold.percent, measured: measured, limit: limit)
                 guard try await tx.recordFiring(firing) else { continue }  // another evaluator fired it first
                 firings.append(.init(budget: budget.name, percent: threshold.percent))
                 let isExceeded = threshold.percent >= 100

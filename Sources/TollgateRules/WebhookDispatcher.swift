@@ -194,7 +194,8 @@ public final class WebhookDispatcher: Service, Sendable {
         case .delivered: logger.debug("Webhook delivered")
         case .endpointGone: logger.warning("Webhook endpoint answered 410 Gone and was disabled")
         case .retry(let delay):
-            logger.info("Webhook attempt failed; will retry", metadata: ["http.status": "\(status.map(String.init) ?? "-")", "retry.delay": "\(delay)"])
+            logger.info(
+                "Webhook attempt failed; will retry", metadata: ["http.status": "\(status.map(String.init) ?? "-")", "retry.delay": "\(delay)"])
         case .failed: logger.warning("Webhook given up", metadata: ["http.status": "\(status.map(String.init) ?? "-")"])
         }
     }

@@ -8,8 +8,9 @@ import Synchronization
 import Testing
 import TollgateCore
 import TollgateRules
-@testable import TollgateStore
 import TollgateTestSupport
+
+@testable import TollgateStore
 
 func utc(_ text: String) -> Date { Date(iso8601: text)! }
 

@@ -89,7 +89,8 @@ import TollgateStoreMemory
         #expect(rules.store.holds().map(\.status) == [.pending])
         #expect(rules.store.holds().first?.adapterResult == "error: management API unavailable")
         #expect(try await engine.evaluateNow().suspended == ["team-a"])
-        #expect(try await rules.audit().filter { $0.hasPrefix("suspend") } == ["suspend_failed team-a rules-engine", "suspended team-a rules-engine"])
+        #expect(
+            try await rules.audit().filter { $0.hasPrefix("suspend") } == ["suspend_failed team-a rules-engine", "suspended team-a rules-engine"])
         #expect(rules.store.holds().map(\.status) == [.suspended])
     }
 

@@ -98,18 +98,23 @@ import TollgateTestSupport
     @Test func cliOperationsDescribeWhatTheyDid() async throws {
         try await TestDatabase.withClient { client in
             try await Fixtures.subscriptions([("team-cli", nil, nil)], client: client)
-            let suspended = try await RulesAdmin.suspend(rules: RulesRepositories(client: client), subscription: "team-cli", reason: "audit", actor: "admin:erin")
+            let suspended = try await RulesAdmin.suspend(
+                rules: RulesRepositories(client: client), subscription: "team-cli", reason: "audit", actor: "admin:erin")
             #expect(RulesAdmin.describe(suspended) == "subscription team-cli: suspended (changed)")
-            let resumed = try await RulesAdmin.resume(rules: RulesRepositories(client: client), subscription: "team-cli", reason: "done", actor: "admin:erin", increase: nil)
+            let resumed = try await RulesAdmin.resume(
+                rules: RulesRepositories(client: client), subscription: "team-cli", reason: "done", actor: "admin:erin", increase: nil)
             #expect(RulesAdmin.describe(resumed) == "subscription team-cli: active (changed)")
             await #expect(throws: SubscriptionPatchError.invalidIncrease) {
-                try await RulesAdmin.resume(rules: RulesRepositories(client: client), subscription: "team-cli", reason: "x", actor: "admin:erin", increase: "lots")
+                try await RulesAdmin.resume(
+                    rules: RulesRepositories(client: client), subscription: "team-cli", reason: "x", actor: "admin:erin", increase: "lots")
             }
             let created = try await RulesAdmin.createWebhookEndpoint(
-                webhooks: PostgresWebhookRepository(client: client), url: "https://hooks.example.com/tollgate", secret: nil, eventTypes: ["budget.exceeded"])
+                webhooks: PostgresWebhookRepository(client: client), url: "https://hooks.example.com/tollgate", secret: nil,
+                eventTypes: ["budget.exceeded"])
             #expect(created.secret.hasPrefix("whsec_"))
             await #expect(throws: RulesAdminError.unknownEventType("budget.exploded")) {
-                try await RulesAdmin.createWebhookEndpoint(webhooks: PostgresWebhookRepository(client: client), url: "https://x.example", secret: nil, eventTypes: ["budget.exploded"])
+                try await RulesAdmin.createWebhookEndpoint(
+                    webhooks: PostgresWebhookRepository(client: client), url: "https://x.example", secret: nil, eventTypes: ["budget.exploded"])
             }
         }
     }

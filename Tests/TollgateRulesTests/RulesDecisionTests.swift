@@ -48,11 +48,13 @@ import TollgateStore
         #expect(delivered.status == 204 && delivered.error == nil && delivered.outcome == .delivered)
         let gone = WebhookDispatcher.decide(.gone(status: 410), attempt: 3, elapsed: .zero, retry: retry)
         #expect(gone.outcome == .endpointGone(reason: "receiver answered 410 Gone"))
-        let busy = WebhookDispatcher.decide(.failed(status: 503, error: "receiver answered 503", retryable: true), attempt: 2, elapsed: .seconds(5), retry: retry)
+        let busy = WebhookDispatcher.decide(
+            .failed(status: 503, error: "receiver answered 503", retryable: true), attempt: 2, elapsed: .seconds(5), retry: retry)
         #expect(busy.status == 503 && busy.error == "receiver answered 503" && busy.outcome == .retry(after: .seconds(20)))
         let late = WebhookDispatcher.decide(.failed(status: 503, error: "e", retryable: true), attempt: 2, elapsed: .seconds(3590), retry: retry)
         #expect(late.outcome == .failed)
-        let refused = WebhookDispatcher.decide(.failed(status: nil, error: "private address", retryable: false), attempt: 1, elapsed: .zero, retry: retry)
+        let refused = WebhookDispatcher.decide(
+            .failed(status: nil, error: "private address", retryable: false), attempt: 1, elapsed: .zero, retry: retry)
         #expect(refused.outcome == .failed && refused.error == "private address")
     }
 }

@@ -49,14 +49,16 @@ public struct InMemoryBudgetRepository: BudgetRepository {
                 let use = InMemoryRulesStore.measure(budget, in: period, tables: tables)
                 let limit = budget.limit + InMemoryRulesStore.increase(of: budget.name, periodStart: period.start, tables: tables)
                 let held = tables.holds.values.contains {
-                    $0.hold.budget == budget.name && $0.hold.period.start == period.start && ($0.hold.status == .pending || $0.hold.status == .suspended)
+                    $0.hold.budget == budget.name && $0.hold.period.start == period.start
+                        && ($0.hold.status == .pending || $0.hold.status == .suspended)
                 }
                 let fired = tables.firings.keys.contains { $0.budget == budget.name && $0.periodStart == period.start }
                 let state = held ? "suspended" : use >= limit ? "exceeded" : fired ? "warning" : "ok"
                 return BudgetStatus(
                     budget: budget.name, scopeKind: budget.scope.kind, scopeValue: budget.scope.target, metric: budget.metric.rawValue,
                     currency: budget.currency, period: budget.period.rawValue, periodStart: period.start, periodEnd: period.end,
-                    currentUse: use.description, effectiveLimit: limit.description, percentUsed: BudgetMath.percent(measured: use, limit: limit).description,
+                    currentUse: use.description, effectiveLimit: limit.description,
+                    percentUsed: BudgetMath.percent(measured: use, limit: limit).description,
                     forecast: BudgetMath.forecast(measured: use, period: period, now: instant).map { $0.rounded(scale: 2).description }, state: state)
             }
         }

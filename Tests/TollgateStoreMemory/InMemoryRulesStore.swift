@@ -257,7 +257,8 @@ final class InMemoryRulesTransaction: RulesTransaction {
     private func look<R>(_ read: (InMemoryRulesStore.Tables) -> R) -> R { working.withLock { read($0) } }
 
     func recordFiring(_ firing: BudgetFiring) async throws -> Bool {
-        let key = InMemoryRulesStore.FiringKey(budget: firing.budget, periodStart: firing.period.start, signal: firing.signal, percent: firing.percent)
+        let key = InMemoryRulesStore.FiringKey(
+            budget: firing.budget, periodStart: firing.period.start, signal: firing.signal, percent: firing.percent)
         return apply { tables in
             guard tables.firings[key] == nil else { return false }
             tables.firings[key] = firing

@@ -55,7 +55,8 @@ public struct InMemorySubscriptionStateRepository: SubscriptionStateRepository {
 
     public func pendingHolds(endingAfter instant: Date, logger: Logger) async throws -> [BudgetHold] {
         store.read { tables in
-            tables.holds.values.filter { $0.hold.status == .pending && $0.hold.period.end > instant }.sorted { $0.requested < $1.requested }.map(\.hold)
+            tables.holds.values.filter { $0.hold.status == .pending && $0.hold.period.end > instant }.sorted { $0.requested < $1.requested }.map(
+                \.hold)
         }
     }
 

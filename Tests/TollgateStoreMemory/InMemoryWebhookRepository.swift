@@ -61,7 +61,9 @@ public struct InMemoryWebhookRepository: WebhookRepository {
         let leaseSeconds = Double(lease.components.seconds) + Double(lease.components.attoseconds) / 1e18
         return store.read { tables in
             let due = tables.outbox
-                .filter { key, row in row.status == "pending" && row.nextAttemptAt <= instant && tables.endpoints[key.endpoint]?.endpoint.disabledAt == nil }
+                .filter { key, row in
+                    row.status == "pending" && row.nextAttemptAt <= instant && tables.endpoints[key.endpoint]?.endpoint.disabledAt == nil
+                }
                 .sorted { ($0.value.nextAttemptAt, $0.value.enqueued) < ($1.value.nextAttemptAt, $1.value.enqueued) }
                 .prefix(limit)
             var claimed: [ClaimedWebhook] = []

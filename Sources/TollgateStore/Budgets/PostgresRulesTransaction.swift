@@ -20,10 +20,6 @@ struct PostgresRulesTransaction: RulesTransaction {
     }
 
     func appendAudit(_ e: BudgetAuditRecord) async throws {
-        try await Self.appendAudit(e, on: connection, logger: logger)
-    }
-
-    static func appendAudit(_ e: BudgetAuditRecord, on connection: PostgresConnection, logger: Logger) async throws {
         try await connection.query(
             """
             INSERT INTO budget_audit (budget, subscription_id, period_start, period_end, event, measured, limit_amount, threshold_percent,

@@ -64,7 +64,9 @@ public struct PostgresSubscriptionStateRepository: SubscriptionStateRepository {
         var holds: [BudgetHold] = []
         for try await (budget, id, start, end, result) in rows.decode((String, String, Date, Date, String?).self) {
             holds.append(
-                BudgetHold(budget: budget, subscription: SubscriptionID(id), period: BillingPeriod(start: start, end: end), status: .pending, adapterResult: result))
+                BudgetHold(
+                    budget: budget, subscription: SubscriptionID(id), period: BillingPeriod(start: start, end: end), status: .pending,
+                    adapterResult: result))
         }
         return holds
     }

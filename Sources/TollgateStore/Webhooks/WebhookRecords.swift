@@ -126,7 +126,9 @@ public struct WebhookAttempt: Sendable, Hashable {
     public var error: String?
     public var outcome: WebhookAttemptOutcome
 
-    public init(message: ClaimedWebhook, attemptedAt: Date, durationMilliseconds: Int, httpStatus: Int?, error: String?, outcome: WebhookAttemptOutcome) {
+    public init(
+        message: ClaimedWebhook, attemptedAt: Date, durationMilliseconds: Int, httpStatus: Int?, error: String?, outcome: WebhookAttemptOutcome
+    ) {
         self.message = message
         self.attemptedAt = attemptedAt
         self.durationMilliseconds = durationMilliseconds

@@ -56,8 +56,9 @@ enum BudgetRepositoryContract {
         let first = try await budgets.transaction(logger: logger) { tx in
             let recorded = try await tx.recordFiring(firing)
             try await tx.appendAudit(
-                BudgetAuditRecord(budget: "f-budget", period: november, event: "threshold_crossed", measured: 600, limit: 1000, thresholdPercent: 50,
-                                  action: "alert", actor: "rules-engine"))
+                BudgetAuditRecord(
+                    budget: "f-budget", period: november, event: "threshold_crossed", measured: 600, limit: 1000, thresholdPercent: 50,
+                    action: "alert", actor: "rules-engine"))
             return recorded
         }
         #expect(first)

@@ -57,7 +57,8 @@ enum LeaderElectionContract {
         let release = AsyncStream<Void>.makeStream()
         let first = fixture.candidate()
         let leader = Task {
-            try await first.lead(key: key, heartbeatInterval: .milliseconds(200), listeningTo: .usage, onChange: { heard.add(1, ordering: .relaxed) }) {
+            try await first.lead(key: key, heartbeatInterval: .milliseconds(200), listeningTo: .usage, onChange: { heard.add(1, ordering: .relaxed) })
+            {
                 leading.store(true, ordering: .relaxed)
                 for await _ in release.stream {}
             }

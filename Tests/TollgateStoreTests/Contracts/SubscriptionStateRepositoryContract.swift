@@ -13,9 +13,15 @@ enum SubscriptionStateRepositoryContract {
     static func conditionalChangesNeverOverrideSomeoneElse(_ fixture: some RulesContractFixture) async throws {
         let states = fixture.rules.subscriptions
         try await fixture.addSubscription("c-sub", team: nil, product: nil)
-        #expect(try await states.suspendIfActive("c-sub", reason: "over", actor: "rules-engine", logger: logger) == ConditionalStateChange(before: "active", changed: true))
-        #expect(try await states.state(of: "c-sub", logger: logger) == SubscriptionStateRow(id: "c-sub", state: "suspended", actor: "rules-engine", reason: "over"))
-        #expect(try await states.suspendIfActive("c-sub", reason: "again", actor: "rules-engine", logger: logger) == ConditionalStateChange(before: "suspended", changed: false))
+        #expect(
+            try await states.suspendIfActive("c-sub", reason: "over", actor: "rules-engine", logger: logger)
+                == ConditionalStateChange(before: "active", changed: true))
+        #expect(
+            try await states.state(of: "c-sub", logger: logger)
+                == SubscriptionStateRow(id: "c-sub", state: "suspended", actor: "rules-engine", reason: "over"))
+        #expect(
+            try await states.suspendIfActive("c-sub", reason: "again", actor: "rules-engine", logger: logger)
+                == ConditionalStateChange(before: "suspended", changed: false))
         // An administrator takes it over: a resume that only releases the rules engine's own suspensions leaves it alone.
         #expect(try await states.setState("c-sub", to: .suspended, reason: "review", actor: "admin:cy", logger: logger))
         #expect(
@@ -23,9 +29,13 @@ enum SubscriptionStateRepositoryContract {
                 == ConditionalStateChange(before: "suspended", changed: false))
         #expect(try await states.state(of: "c-sub", logger: logger)?.actor == "admin:cy")
         #expect(
-            try await states.resumeIfSuspended("c-sub", actor: "admin:cy", onlyIfSetBy: nil, logger: logger) == ConditionalStateChange(before: "suspended", changed: true))
-        #expect(try await states.state(of: "c-sub", logger: logger) == SubscriptionStateRow(id: "c-sub", state: "active", actor: "admin:cy", reason: nil))
-        #expect(try await states.resumeIfSuspended("c-sub", actor: "admin:cy", onlyIfSetBy: nil, logger: logger) == ConditionalStateChange(before: "active", changed: false))
+            try await states.resumeIfSuspended("c-sub", actor: "admin:cy", onlyIfSetBy: nil, logger: logger)
+                == ConditionalStateChange(before: "suspended", changed: true))
+        #expect(
+            try await states.state(of: "c-sub", logger: logger) == SubscriptionStateRow(id: "c-sub", state: "active", actor: "admin:cy", reason: nil))
+        #expect(
+            try await states.resumeIfSuspended("c-sub", actor: "admin:cy", onlyIfSetBy: nil, logger: logger)
+                == ConditionalStateChange(before: "active", changed: false))
         // No such subscription.
         #expect(try await states.state(of: "c-ghost", logger: logger) == nil)
         #expect(try await states.suspendIfActive("c-ghost", reason: "x", actor: "rules-engine", logger: logger) == nil)

@@ -15,7 +15,8 @@ enum WebhookRepositoryContract {
 
     static func messagesAreQueuedForSubscribedEndpointsAndClaimedOnce(_ fixture: some RulesContractFixture) async throws {
         let webhooks = fixture.rules.webhooks
-        let all = try await webhooks.createEndpoint(url: "https://all.example/hook", secret: secret, eventTypes: [], description: "all", logger: logger)
+        let all = try await webhooks.createEndpoint(
+            url: "https://all.example/hook", secret: secret, eventTypes: [], description: "all", logger: logger)
         let exceededOnly = try await webhooks.createEndpoint(
             url: "https://exceeded.example/hook", secret: secret, eventTypes: [.exceeded], description: nil, logger: logger)
         #expect(try await webhooks.endpoints(logger: logger).map(\.id) == [all, exceededOnly])
@@ -40,7 +41,8 @@ enum WebhookRepositoryContract {
 
     static func anAttemptIsLoggedAndDecidesWhatHappensNext(_ fixture: some RulesContractFixture) async throws {
         let webhooks = fixture.rules.webhooks
-        let endpoint = try await webhooks.createEndpoint(url: "https://r.example/hook", secret: secret, eventTypes: [], description: nil, logger: logger)
+        let endpoint = try await webhooks.createEndpoint(
+            url: "https://r.example/hook", secret: secret, eventTypes: [], description: nil, logger: logger)
         try await webhooks.enqueue(message("msg_retry", .suspended), logger: logger)
         try await webhooks.enqueue(message("msg_done", .reactivated), logger: logger)
         let claimed = try await webhooks.claimDue(limit: 10, lease: .seconds(60), logger: logger)
@@ -48,7 +50,9 @@ enum WebhookRepositoryContract {
         let done = try #require(claimed.first { $0.messageID == "msg_done" })
         let at = utcDate("2026-11-25T10:00:00Z")
         try await webhooks.record(
-            WebhookAttempt(message: retried, attemptedAt: at, durationMilliseconds: 12, httpStatus: 503, error: "receiver answered 503", outcome: .retry(after: .zero)),
+            WebhookAttempt(
+                message: retried, attemptedAt: at, durationMilliseconds: 12, httpStatus: 503, error: "receiver answered 503",
+                outcome: .retry(after: .zero)),
             logger: logger)
         try await webhooks.record(
             WebhookAttempt(message: done, attemptedAt: at, durationMilliseconds: 8, httpStatus: 204, error: nil, outcome: .delivered), logger: logger)
@@ -57,8 +61,9 @@ enum WebhookRepositoryContract {
         #expect(again.map(\.messageID) == ["msg_retry"])
         #expect(again.first?.attempt == 2)
         try await webhooks.record(
-            WebhookAttempt(message: try #require(again.first), attemptedAt: at.addingTimeInterval(1), durationMilliseconds: 5, httpStatus: nil,
-                           error: "refused", outcome: .failed),
+            WebhookAttempt(
+                message: try #require(again.first), attemptedAt: at.addingTimeInterval(1), durationMilliseconds: 5, httpStatus: nil,
+                error: "refused", outcome: .failed),
             logger: logger)
         #expect(try await webhooks.claimDue(limit: 10, lease: .seconds(60), logger: logger).isEmpty)
 
@@ -73,13 +78,15 @@ enum WebhookRepositoryContract {
 
     static func aGoneEndpointIsDisabledAndItsQueueCancelled(_ fixture: some RulesContractFixture) async throws {
         let webhooks = fixture.rules.webhooks
-        let endpoint = try await webhooks.createEndpoint(url: "https://g.example/hook", secret: secret, eventTypes: [], description: nil, logger: logger)
+        let endpoint = try await webhooks.createEndpoint(
+            url: "https://g.example/hook", secret: secret, eventTypes: [], description: nil, logger: logger)
         try await webhooks.enqueue(message("msg_first", .suspended), logger: logger)
         let claimed = try #require(try await webhooks.claimDue(limit: 1, lease: .seconds(60), logger: logger).first)
         try await webhooks.enqueue(message("msg_second", .suspended), logger: logger)
         try await webhooks.record(
-            WebhookAttempt(message: claimed, attemptedAt: Date(), durationMilliseconds: 3, httpStatus: 410, error: nil,
-                           outcome: .endpointGone(reason: "receiver answered 410 Gone")),
+            WebhookAttempt(
+                message: claimed, attemptedAt: Date(), durationMilliseconds: 3, httpStatus: 410, error: nil,
+                outcome: .endpointGone(reason: "receiver answered 410 Gone")),
             logger: logger)
         let disabled = try #require(try await webhooks.endpoints(logger: logger).first)
         #expect(disabled.disabledAt != nil)
@@ -92,7 +99,8 @@ enum WebhookRepositoryContract {
     static func onlyLiveSecretsAreHandedOut(_ fixture: some RulesContractFixture) async throws {
         let webhooks = fixture.rules.webhooks
         let next = Secret("whsec_c2Vjb25kLXNlY3JldC1mb3ItdGVzdHM=")
-        let endpoint = try await webhooks.createEndpoint(url: "https://s.example/hook", secret: secret, eventTypes: [], description: nil, logger: logger)
+        let endpoint = try await webhooks.createEndpoint(
+            url: "https://s.example/hook", secret: secret, eventTypes: [], description: nil, logger: logger)
         try await webhooks.addSecret(next, to: endpoint, logger: logger)
         try await webhooks.enqueue(message("msg_both", .suspended), logger: logger)
         #expect(try await webhooks.claimDue(limit: 10, lease: .seconds(60), logger: logger).first?.secrets == [secret.value, next.value])
