@@ -1,7 +1,5 @@
 import Foundation
 import Logging
-import NIOSSL
-import PostgresNIO
 import ServiceLifecycle
 import Synchronization
 import TollgateCore
@@ -45,14 +43,14 @@ public struct BudgetEvaluationReport: Sendable, Hashable {
 /// Evaluates budgets against usage as it lands, fires each threshold once per period, suspends through a
 /// `SubscriptionSuspender` and re-enables at rollover, writing the audit trail and queueing webhooks as it goes.
 ///
-/// Every instance may run one; only the holder of a PostgreSQL session advisory lock (on a connection it keeps for
-/// that purpose, where it also LISTENs for `tollgate_usage`) evaluates. When that connection dies the server releases the
-/// lock, and another instance takes over within `leaderRetryInterval`. The unique keys of `budget_firings` keep a
+/// Every instance may run one; only the leader (`LeaderElection`: in PostgreSQL a session advisory lock on a connection
+/// kept for that purpose, where it also LISTENs for `tollgate_usage`) evaluates. When that session dies the lease is
+/// free again, and another instance takes over within `leaderRetryInterval`. `RulesTransaction.recordFiring` keeps a
 /// threshold firing once even if two evaluators ever overlap during a change of leader.
 public final class BudgetEvaluator: Service, Sendable {
-    let client: PostgresClient
-    let lockConnection: PostgresConnection.Configuration
-    let store: BudgetStore
+    let budgets: any BudgetRepository
+    let subscriptions: any SubscriptionStateRepository
+    let leadership: any LeaderElection
     let suspender: any SubscriptionSuspender
     let configuration: BudgetEvaluatorConfiguration
     let now: @Sendable () -> Date
@@ -61,18 +59,19 @@ public final class BudgetEvaluator: Service, Sendable {
     private let leader = Mutex(false)
 
     /// - Parameters:
-    ///   - client: the shared pool, for reading usage and writing state.
-    ///   - lockConnection: where to open the dedicated session that holds the leader lock and LISTENs
-    ///     (`DatabaseLocation.lockConnectionConfiguration()`).
+    ///   - budgets: budgets, their period state, the audit trail, and the transactions the engine writes in.
+    ///   - subscriptions: the holds budgets place on subscriptions.
+    ///   - leadership: who evaluates (`PostgresDatabase.leaderElection`).
     ///   - suspender: where `suspend` actions take effect (`TollgateSuspender`, `AzureAPIMSuspender`, or both via `CompositeSuspender`).
     ///   - now: the clock budgets are evaluated at; tests stand it on a period's last second.
     public init(
-        client: PostgresClient, lockConnection: PostgresConnection.Configuration, suspender: any SubscriptionSuspender,
-        configuration: BudgetEvaluatorConfiguration = .init(), now: @escaping @Sendable () -> Date = { Date() }, logger: Logger
+        budgets: any BudgetRepository, subscriptions: any SubscriptionStateRepository, leadership: any LeaderElection,
+        suspender: any SubscriptionSuspender, configuration: BudgetEvaluatorConfiguration = .init(), now: @escaping @Sendable () -> Date = { Date() },
+        logger: Logger
     ) {
-        self.client = client
-        self.lockConnection = lockConnection
-        self.store = BudgetStore(client: client)
+        self.budgets = budgets
+        self.subscriptions = subscriptions
+        self.leadership = leadership
         self.suspender = suspender
         self.configuration = configuration
         self.now = now
@@ -97,56 +96,20 @@ public final class BudgetEvaluator: Service, Sendable {
         }
     }
 
-    struct LockConnectionLost: Error {}
-
-    /// Opens the dedicated lock connection, takes the lock if free and evaluates until that connection fails or the task
-    /// is cancelled; returns at once when another instance leads. The connection is never pooled: closing it is what
-    /// gives the lock back, so no code path can leave a lock-holding session idle in a pool.
+    /// Takes the lead if it is free and evaluates until the lease is lost or the task is cancelled; returns at once when
+    /// another instance leads.
     private func leadWhileHoldingLock() async throws {
-        let connection = try await PostgresConnection.connect(configuration: lockConnection, id: 0, logger: logger)
-        do {
-            try await lead(on: connection)
-        } catch {
-            try? await connection.close()
-            throw error
-        }
-        try? await connection.close()
-    }
-
-    private func lead(on connection: PostgresConnection) async throws {
-        let key = configuration.leaderLockKey
-        let logger = self.logger
-        let acquired = try await abandoning(after: .seconds(10)) {
-            try await connection.query("SELECT pg_try_advisory_lock(\(key))", logger: logger).collect().first?.decode(Bool.self) ?? false
-        }
-        guard acquired else { return }
-        leader.withLock { $0 = true }
-        logger.info("Budget evaluator leadership acquired")
-        defer {
-            leader.withLock { $0 = false }
-            logger.info("Budget evaluator leadership released")
-        }
-        try await connection.listen(on: NotificationChannel.usage.name) { notifications in
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await self.evaluationLoop() }
-                group.addTask {
-                    for try await _ in notifications { self.wake.signal() }
-                    throw LockConnectionLost()
-                }
-                group.addTask {
-                    // A half-open TCP connection delivers no error by itself; a failing (or unanswered) query does.
-                    let interval = self.configuration.heartbeatInterval
-                    while true {
-                        try await Task.sleep(for: interval)
-                        guard !connection.isClosed else { throw LockConnectionLost() }
-                        try await abandoning(after: max(interval * 4, .seconds(2))) {
-                            _ = try await connection.query("SELECT 1", logger: logger)
-                        }
-                    }
-                }
-                try await group.next()
-                group.cancelAll()
+        _ = try await leadership.lead(
+            key: configuration.leaderLockKey, heartbeatInterval: configuration.heartbeatInterval, listeningTo: .usage,
+            onChange: { [wake] in wake.signal() }
+        ) {
+            self.leader.withLock { $0 = true }
+            self.logger.info("Budget evaluator leadership acquired")
+            defer {
+                self.leader.withLock { $0 = false }
+                self.logger.info("Budget evaluator leadership released")
             }
+            try await self.evaluationLoop()
         }
     }
 
@@ -171,7 +134,7 @@ public final class BudgetEvaluator: Service, Sendable {
     public func evaluateNow() async throws -> BudgetEvaluationReport {
         let instant = now()
         var report = BudgetEvaluationReport()
-        for budget in try await store.all(logger: logger) {
+        for budget in try await budgets.all(logger: logger) {
             do {
                 try await evaluate(budget, at: instant, report: &report)
             } catch {
@@ -186,76 +149,52 @@ public final class BudgetEvaluator: Service, Sendable {
 
     private func evaluate(_ budget: BudgetDefinition, at instant: Date, report: inout BudgetEvaluationReport) async throws {
         let period = budget.period(at: instant)
-        let rows = try await client.query(
-            """
-            SELECT tollgate_budget_measure(\(budget.scope.kind), \(budget.scope.target), \(budget.metric.rawValue), \(budget.currency),
-                                           \(period.start), \(period.end)),
-                   (SELECT coalesce(sum(amount), 0) FROM budget_adjustments WHERE budget = \(budget.name) AND period_start = \(period.start)),
-                   (SELECT coalesce(array_agg(percent), '{}') FROM budget_firings
-                    WHERE budget = \(budget.name) AND period_start = \(period.start) AND signal = 'threshold'),
-                   EXISTS (SELECT 1 FROM budget_firings WHERE budget = \(budget.name) AND period_start = \(period.start) AND signal = 'forecast')
-            """, logger: logger)
-        guard let (measured, increase, fired, forecastFired) = try await rows.collect().first?.decode((Decimal, Decimal, [Int], Bool).self) else {
-            return
-        }
+        let state = try await budgets.state(of: budget, in: period, logger: logger)
+        let measured = state.measured
         let evaluation = BudgetEvaluation(
-            budget: budget, now: instant, measured: measured, increase: increase, alreadyFired: Set(fired), forecastFired: forecastFired)
+            budget: budget, now: instant, measured: measured, increase: state.increase, alreadyFired: state.firedThresholds,
+            forecastFired: state.forecastFired)
         guard !evaluation.crossed.isEmpty || evaluation.forecastExceeded else { return }
-        let alreadyExceeded = fired.contains { $0 >= 100 }
+        let alreadyExceeded = state.firedThresholds.contains { $0 >= 100 }
         let payloadBudget = BudgetPayload(budget, period: period)
-        let firings = try await client.withTransaction(logger: logger) { tx -> [BudgetEvaluationReport.Firing] in
+        let limit = evaluation.effectiveLimit
+        let firings = try await budgets.transaction(logger: logger) { tx -> [BudgetEvaluationReport.Firing] in
             var firings: [BudgetEvaluationReport.Firing] = []
             var exceededSent = alreadyExceeded
             for threshold in evaluation.crossed {
-                let inserted = try await tx.query(
-                    """
-                    INSERT INTO budget_firings (budget, period_start, signal, percent, measured, limit_amount)
-                    VALUES (\(budget.name), \(period.start), 'threshold', \(threshold.percent), \(measured), \(evaluation.effectiveLimit))
-                    ON CONFLICT DO NOTHING RETURNING 1
-                    """, logger: logger
-                ).collect()
-                guard !inserted.isEmpty else { continue }  // another evaluator fired it first
+                let firing = BudgetFiring(
+                    budget: budget.name, period: period, signal: .threshold, percent: threshold.percent, measured: measured, limit: limit)
+                guard try await tx.recordFiring(firing) else { continue }  // another evaluator fired it first
                 firings.append(.init(budget: budget.name, percent: threshold.percent))
                 let isExceeded = threshold.percent >= 100
-                try await BudgetAudit.append(
+                try await tx.appendAudit(
                     .init(
                         budget: budget.name, period: period, event: isExceeded ? "exceeded" : "threshold_crossed", measured: measured,
-                        limit: evaluation.effectiveLimit, thresholdPercent: threshold.percent, action: threshold.action.rawValue,
-                        actor: rulesEngineActor),
-                    on: tx, logger: logger)
+                        limit: limit, thresholdPercent: threshold.percent, action: threshold.action.rawValue, actor: rulesEngineActor))
                 let payload = ThresholdCrossedPayload(
                     budget: payloadBudget, threshold: .init(percent: threshold.percent, action: threshold.action.rawValue),
-                    measured: measured.payloadText, limit: evaluation.effectiveLimit.payloadText, percentUsed: evaluation.percent.payloadText)
-                try await WebhookOutbox.enqueue(WebhookMessage(type: .thresholdCrossed, occurredAt: instant, data: payload), on: tx, logger: logger)
+                    measured: measured.payloadText, limit: limit.payloadText, percentUsed: evaluation.percent.payloadText)
+                try await tx.enqueue(WebhookMessage(type: .thresholdCrossed, occurredAt: instant, data: payload))
                 if isExceeded && !exceededSent {
                     exceededSent = true
-                    try await WebhookOutbox.enqueue(WebhookMessage(type: .exceeded, occurredAt: instant, data: payload), on: tx, logger: logger)
+                    try await tx.enqueue(WebhookMessage(type: .exceeded, occurredAt: instant, data: payload))
                 }
                 if threshold.action == .suspend {
-                    try await planSuspensions(
-                        budget, period: period, measured: measured, limit: evaluation.effectiveLimit, threshold: threshold, on: tx)
+                    try await planSuspensions(budget, period: period, measured: measured, limit: limit, threshold: threshold, on: tx)
                 }
             }
             if evaluation.forecastExceeded, let forecast = evaluation.forecast {
-                let inserted = try await tx.query(
-                    """
-                    INSERT INTO budget_firings (budget, period_start, signal, percent, measured, limit_amount)
-                    VALUES (\(budget.name), \(period.start), 'forecast', 0, \(measured), \(evaluation.effectiveLimit))
-                    ON CONFLICT DO NOTHING RETURNING 1
-                    """, logger: logger
-                ).collect()
-                if !inserted.isEmpty {
+                let firing = BudgetFiring(budget: budget.name, period: period, signal: .forecast, percent: 0, measured: measured, limit: limit)
+                if try await tx.recordFiring(firing) {
                     firings.append(.init(budget: budget.name, percent: 0))
-                    try await BudgetAudit.append(
+                    try await tx.appendAudit(
                         .init(
-                            budget: budget.name, period: period, event: "forecast_exceeded", measured: measured, limit: evaluation.effectiveLimit,
-                            action: BudgetAction.alert.rawValue, actor: rulesEngineActor, reason: "forecast \(forecast.rounded(scale: 2))"),
-                        on: tx, logger: logger)
+                            budget: budget.name, period: period, event: "forecast_exceeded", measured: measured, limit: limit,
+                            action: BudgetAction.alert.rawValue, actor: rulesEngineActor, reason: "forecast \(forecast.rounded(scale: 2))"))
                     let payload = ForecastExceededPayload(
-                        budget: payloadBudget, measured: measured.payloadText, limit: evaluation.effectiveLimit.payloadText,
+                        budget: payloadBudget, measured: measured.payloadText, limit: limit.payloadText,
                         forecast: forecast.rounded(scale: 2).payloadText)
-                    try await WebhookOutbox.enqueue(
-                        WebhookMessage(type: .forecastExceeded, occurredAt: instant, data: payload), on: tx, logger: logger)
+                    try await tx.enqueue(WebhookMessage(type: .forecastExceeded, occurredAt: instant, data: payload))
                 }
             }
             return firings
@@ -265,7 +204,7 @@ public final class BudgetEvaluator: Service, Sendable {
                 "Budget threshold fired",
                 metadata: [
                     "budget.name": "\(firing.budget)", "budget.threshold_percent": "\(firing.percent)", "budget.measured": "\(measured)",
-                    "budget.limit": "\(evaluation.effectiveLimit)",
+                    "budget.limit": "\(limit)",
                 ])
         }
         report.fired += firings
@@ -274,38 +213,18 @@ public final class BudgetEvaluator: Service, Sendable {
     /// Records, in the firing's transaction, which subscriptions the rules engine will suspend. Subscriptions that are
     /// not active (an administrator suspended them, or they are cancelled) are left to their owner and noted in the audit.
     private func planSuspensions(
-        _ budget: BudgetDefinition, period: BillingPeriod, measured: Decimal, limit: Decimal, threshold: BudgetThreshold, on tx: PostgresConnection
+        _ budget: BudgetDefinition, period: BillingPeriod, measured: Decimal, limit: Decimal, threshold: BudgetThreshold, on tx: any RulesTransaction
     ) async throws {
-        let rows = try await tx.query(
-            """
-            SELECT id, state, state_actor FROM subscriptions
-            WHERE \(budget.scope.kind) = 'all'
-               OR (\(budget.scope.kind) = 'subscription' AND id = \(budget.scope.target))
-               OR (\(budget.scope.kind) = 'product' AND product = \(budget.scope.target))
-               OR (\(budget.scope.kind) = 'team' AND team = \(budget.scope.target))
-               OR (\(budget.scope.kind) = 'cost_center' AND cost_center = \(budget.scope.target))
-            ORDER BY id
-            """, logger: logger)
-        for try await (id, state, actor) in rows.decode((String, String, String).self) {
-            if state == SubscriptionState.active.rawValue || actor == rulesEngineActor {
-                // A subscription the rules engine already holds for another budget is recorded for this one too, so
-                // rollover of the other budget does not release it while this one is still exceeded.
-                try await tx.query(
-                    """
-                    INSERT INTO budget_suspensions (budget, subscription_id, period_start, period_end)
-                    VALUES (\(budget.name), \(id), \(period.start), \(period.end))
-                    ON CONFLICT (budget, subscription_id, period_start) DO UPDATE SET status = 'pending', requested_at = now(),
-                        suspended_at = NULL, released_at = NULL, released_by = NULL, adapter_result = NULL
-                    WHERE budget_suspensions.status IN ('released', 'superseded')
-                    """, logger: logger)
-            } else {
-                try await BudgetAudit.append(
-                    .init(
-                        budget: budget.name, subscription: SubscriptionID(id), period: period, event: "suspend_skipped", measured: measured,
-                        limit: limit, thresholdPercent: threshold.percent, action: BudgetAction.suspend.rawValue,
-                        adapterResult: "subscription is \(state), set by \(actor)", actor: rulesEngineActor),
-                    on: tx, logger: logger)
-            }
+        let plan = SuspensionPlan(covering: try await tx.subscriptions(in: budget.scope))
+        for subscription in plan.hold {
+            try await tx.hold(subscription, for: budget.name, period: period)
+        }
+        for skipped in plan.leave {
+            try await tx.appendAudit(
+                .init(
+                    budget: budget.name, subscription: skipped.id, period: period, event: "suspend_skipped", measured: measured,
+                    limit: limit, thresholdPercent: threshold.percent, action: BudgetAction.suspend.rawValue,
+                    adapterResult: "subscription is \(skipped.state), set by \(skipped.actor)", actor: rulesEngineActor))
         }
     }
 
@@ -316,17 +235,10 @@ public final class BudgetEvaluator: Service, Sendable {
 
     /// Applies decided suspensions through the adapter. A failure leaves the row pending; the next pass retries it.
     private func applyPendingSuspensions(at instant: Date, report: inout BudgetEvaluationReport) async throws {
-        let rows = try await client.query(
-            """
-            SELECT budget, subscription_id, period_start, period_end, adapter_result FROM budget_suspensions
-            WHERE status = 'pending' AND period_end > \(instant) ORDER BY requested_at, subscription_id, budget
-            """, logger: logger)
-        var pending: [(String, String, Date, Date, String?)] = []
-        for try await row in rows.decode((String, String, Date, Date, String?).self) { pending.append(row) }
-        for (budget, id, start, end, previousResult) in pending {
-            let subscription = SubscriptionID(id)
-            let period = BillingPeriod(start: start, end: end)
-            let reason = SuspensionReason(budget: budget, message: Self.suspensionMessage(budget: budget, resetsAt: end), actor: rulesEngineActor)
+        for hold in try await subscriptions.pendingHolds(endingAfter: instant, logger: logger) {
+            let (budget, subscription, period) = (hold.budget, hold.subscription, hold.period)
+            let reason = SuspensionReason(
+                budget: budget, message: Self.suspensionMessage(budget: budget, resetsAt: period.end), actor: rulesEngineActor)
             let outcome: SuspenderOutcome
             do {
                 outcome = try await suspender.suspend(subscription, reason: reason, logger: logger)
@@ -337,40 +249,28 @@ public final class BudgetEvaluator: Service, Sendable {
                         "subscription.id": "\(subscription)", "budget.name": "\(budget)", "suspender": "\(suspender.name)", "error": "\(error)",
                     ])
                 let result = "error: \(error)"
-                try await client.withTransaction(logger: logger) { tx in
-                    try await tx.query(
-                        """
-                        UPDATE budget_suspensions SET adapter_result = \(result)
-                        WHERE budget = \(budget) AND subscription_id = \(id) AND period_start = \(start)
-                        """, logger: logger)
-                    if previousResult == nil {  // audit the first failure, not every retry
-                        try await BudgetAudit.append(
+                try await budgets.transaction(logger: logger) { tx in
+                    try await tx.noteHoldFailure(hold.key, result: result)
+                    if hold.adapterResult == nil {  // audit the first failure, not every retry
+                        try await tx.appendAudit(
                             .init(
                                 budget: budget, subscription: subscription, period: period, event: "suspend_failed", action: "suspend",
-                                adapter: suspender.name, adapterResult: result, actor: rulesEngineActor, reason: reason.message),
-                            on: tx, logger: logger)
+                                adapter: suspender.name, adapterResult: result, actor: rulesEngineActor, reason: reason.message))
                     }
                 }
                 continue
             }
-            try await client.withTransaction(logger: logger) { tx in
-                let status = outcome == .refused ? "superseded" : "suspended"
-                try await tx.query(
-                    """
-                    UPDATE budget_suspensions SET status = \(status), suspended_at = now(), adapter_result = \(outcome.rawValue)
-                    WHERE budget = \(budget) AND subscription_id = \(id) AND period_start = \(start) AND status = 'pending'
-                    """, logger: logger)
-                try await BudgetAudit.append(
+            try await budgets.transaction(logger: logger) { tx in
+                try await tx.markHoldApplied(hold.key, status: outcome == .refused ? .superseded : .suspended, result: outcome.rawValue)
+                try await tx.appendAudit(
                     .init(
                         budget: budget, subscription: subscription, period: period, event: outcome == .refused ? "suspend_skipped" : "suspended",
-                        action: "suspend", adapter: suspender.name, adapterResult: outcome.rawValue, actor: rulesEngineActor, reason: reason.message),
-                    on: tx, logger: logger)
+                        action: "suspend", adapter: suspender.name, adapterResult: outcome.rawValue, actor: rulesEngineActor, reason: reason.message))
                 if outcome == .changed {
                     let payload = SubscriptionStatePayload(
-                        subscription: id, budget: budget, state: SubscriptionState.suspended.rawValue, reason: reason.message,
-                        actor: rulesEngineActor,
-                        adapter: suspender.name, resetsAt: end.iso8601)
-                    try await WebhookOutbox.enqueue(WebhookMessage(type: .suspended, occurredAt: instant, data: payload), on: tx, logger: logger)
+                        subscription: subscription.rawValue, budget: budget, state: SubscriptionState.suspended.rawValue, reason: reason.message,
+                        actor: rulesEngineActor, adapter: suspender.name, resetsAt: period.end.iso8601)
+                    try await tx.enqueue(WebhookMessage(type: .suspended, occurredAt: instant, data: payload))
                 }
             }
             if outcome == .changed {
@@ -385,31 +285,20 @@ public final class BudgetEvaluator: Service, Sendable {
     /// Releases what the rules engine suspended for periods that have ended, re-enabling a subscription only when no
     /// other budget still holds it and it is still suspended by the rules engine (never one an administrator suspended).
     private func rollOver(at instant: Date, report: inout BudgetEvaluationReport) async throws {
-        let rows = try await client.query(
-            """
-            SELECT s.budget, s.subscription_id, s.period_start, s.period_end, s.status,
-                   EXISTS (SELECT 1 FROM budget_suspensions o WHERE o.subscription_id = s.subscription_id
-                           AND o.status IN ('pending', 'suspended') AND o.period_end > \(instant))
-            FROM budget_suspensions s
-            WHERE s.status IN ('pending', 'suspended') AND s.period_end <= \(instant)
-            ORDER BY s.period_end, s.subscription_id, s.budget
-            """, logger: logger)
-        var ended: [(String, String, Date, Date, String, Bool)] = []
-        for try await row in rows.decode((String, String, Date, Date, String, Bool).self) { ended.append(row) }
-        for (budget, id, start, end, status, stillHeld) in ended {
-            let subscription = SubscriptionID(id)
-            let period = BillingPeriod(start: start, end: end)
-            if status == "pending" || stillHeld {
-                try await client.query(
-                    """
-                    UPDATE budget_suspensions SET status = 'superseded', released_at = now(), released_by = \(rulesEngineActor),
-                        adapter_result = \(stillHeld ? "still held by another budget" : "period ended before the suspension applied")
-                    WHERE budget = \(budget) AND subscription_id = \(id) AND period_start = \(start)
-                    """, logger: logger)
+        for ended in try await subscriptions.endedHolds(at: instant, logger: logger) {
+            let hold = ended.hold
+            let (budget, subscription, period) = (hold.budget, hold.subscription, hold.period)
+            switch RolloverDecision(ended) {
+            case .supersede(let why):
+                try await budgets.transaction(logger: logger) { tx in
+                    try await tx.endHold(hold.key, status: .superseded, by: rulesEngineActor, result: why)
+                }
                 continue
+            case .resume:
+                break
             }
             let reason = SuspensionReason(
-                budget: budget, message: "Budget '\(budget)' period ended at \(end.iso8601); a new period started.", actor: rulesEngineActor)
+                budget: budget, message: "Budget '\(budget)' period ended at \(period.end.iso8601); a new period started.", actor: rulesEngineActor)
             let outcome: SuspenderOutcome
             do {
                 outcome = try await suspender.resume(subscription, reason: reason, onlyIfSuspendedByRulesEngine: true, logger: logger)
@@ -421,23 +310,17 @@ public final class BudgetEvaluator: Service, Sendable {
                     ])
                 continue
             }
-            try await client.withTransaction(logger: logger) { tx in
-                try await tx.query(
-                    """
-                    UPDATE budget_suspensions SET status = \(outcome == .changed ? "released" : "superseded"), released_at = now(),
-                        released_by = \(rulesEngineActor), adapter_result = \(outcome.rawValue)
-                    WHERE budget = \(budget) AND subscription_id = \(id) AND period_start = \(start)
-                    """, logger: logger)
-                try await BudgetAudit.append(
+            try await budgets.transaction(logger: logger) { tx in
+                try await tx.endHold(hold.key, status: outcome == .changed ? .released : .superseded, by: rulesEngineActor, result: outcome.rawValue)
+                try await tx.appendAudit(
                     .init(
                         budget: budget, subscription: subscription, period: period, event: outcome == .changed ? "reactivated" : "resume_skipped",
-                        action: "resume", adapter: suspender.name, adapterResult: outcome.rawValue, actor: rulesEngineActor, reason: reason.message),
-                    on: tx, logger: logger)
+                        action: "resume", adapter: suspender.name, adapterResult: outcome.rawValue, actor: rulesEngineActor, reason: reason.message))
                 if outcome == .changed {
                     let payload = SubscriptionStatePayload(
-                        subscription: id, budget: budget, state: SubscriptionState.active.rawValue, reason: reason.message, actor: rulesEngineActor,
-                        adapter: suspender.name, resetsAt: nil)
-                    try await WebhookOutbox.enqueue(WebhookMessage(type: .reactivated, occurredAt: instant, data: payload), on: tx, logger: logger)
+                        subscription: subscription.rawValue, budget: budget, state: SubscriptionState.active.rawValue, reason: reason.message,
+                        actor: rulesEngineActor, adapter: suspender.name, resetsAt: nil)
+                    try await tx.enqueue(WebhookMessage(type: .reactivated, occurredAt: instant, data: payload))
                 }
             }
             if outcome == .changed {
@@ -445,22 +328,5 @@ public final class BudgetEvaluator: Service, Sendable {
                 logger.info("Subscription reactivated at rollover", metadata: ["subscription.id": "\(subscription)", "budget.name": "\(budget)"])
             }
         }
-    }
-}
-
-extension DatabaseLocation {
-    /// Settings for a single connection outside the pool, with the same server, credentials and TLS mode as
-    /// `clientConfiguration()`: the budget evaluator's leader-lock session.
-    public func lockConnectionConfiguration() throws -> PostgresConnection.Configuration {
-        let tls: PostgresConnection.Configuration.TLS
-        switch sslMode {
-        case .disable: tls = .disable
-        case .prefer: tls = .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
-        case .require: tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
-        }
-        var configuration = PostgresConnection.Configuration(
-            host: host, port: port, username: username, password: password?.value, database: database, tls: tls)
-        configuration.options.connectTimeout = .seconds(5)
-        return configuration
     }
 }

@@ -72,8 +72,9 @@ extension RulesConfiguration {
     /// The management adapter budgets suspend through: Tollgate's own catalog, followed by Azure API Management when
     /// configured (the catalog decides, so an administrator's suspension is never overridden in either).
     /// - Parameter http: the process's shared client (redirects disallowed).
-    public func suspender(catalog: CatalogStore, http: HTTPClient) -> any SubscriptionSuspender {
-        let tollgate = TollgateSuspender(catalog: catalog)
+    /// - Parameter subscriptions: Tollgate's catalog, where subscription state is kept.
+    public func suspender(subscriptions: any SubscriptionStateRepository, http: HTTPClient) -> any SubscriptionSuspender {
+        let tollgate = TollgateSuspender(subscriptions: subscriptions)
         guard let apim else { return tollgate }
         return CompositeSuspender([tollgate, AzureAPIMSuspender(http: http, configuration: apim)])
     }

@@ -69,7 +69,5 @@ public enum StandardWebhooks {
     }
 
     /// A new message id, `msg_` + 32 hex digits of a UUIDv7 (time-ordered, so ids sort by creation).
-    public static func newMessageID(at date: Date = Date()) -> String {
-        "msg_" + UUIDv7.make(at: date).uuidString.replacingOccurrences(of: "-", with: "").lowercased()
-    }
+    public static func newMessageID(at date: Date = Date()) -> String { WebhookMessage.newID(at: date) }
 }

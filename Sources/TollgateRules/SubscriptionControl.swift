@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import PostgresNIO
 import TollgateCore
 import TollgateStore
 
@@ -49,14 +48,17 @@ public enum SubscriptionControlError: Error, Hashable, Sendable, CustomStringCon
 /// leaves it alone. A manual resume releases the rules engine's hold for the rest of the period; with a one-off
 /// increase, the limit of each budget that held it is raised for this period and thresholds above current use re-arm.
 public struct SubscriptionControl: Sendable {
-    public let client: PostgresClient
+    public let budgets: any BudgetRepository
+    public let subscriptions: any SubscriptionStateRepository
     public let suspender: any SubscriptionSuspender
-    let catalog: CatalogStore
 
-    public init(client: PostgresClient, suspender: any SubscriptionSuspender) {
-        self.client = client
+    /// - Parameters:
+    ///   - budgets: the audit trail, adjustments, and the transactions changes are written in.
+    ///   - subscriptions: subscription state and budget holds.
+    public init(budgets: any BudgetRepository, subscriptions: any SubscriptionStateRepository, suspender: any SubscriptionSuspender) {
+        self.budgets = budgets
+        self.subscriptions = subscriptions
         self.suspender = suspender
-        self.catalog = CatalogStore(client: client)
     }
 
     /// Suspends by hand.
@@ -69,30 +71,23 @@ public struct SubscriptionControl: Sendable {
         let before = try await currentState(subscription, logger: logger)
         // Unconditional in Tollgate's catalog: the administrator takes ownership even of a subscription the rules engine
         // suspended, so rollover will not re-enable it.
-        guard try await catalog.setState(subscription, to: .suspended, reason: reason, actor: actor, logger: logger) else {
+        guard try await subscriptions.setState(subscription, to: .suspended, reason: reason, actor: actor, logger: logger) else {
             throw SubscriptionControlError.unknownSubscription(subscription)
         }
         let why = SuspensionReason(budget: nil, message: reason, actor: actor)
         let adapterOutcome = try await suspender.suspend(subscription, reason: why, logger: logger)
         let changed = before != SubscriptionState.suspended.rawValue || adapterOutcome == .changed
-        try await client.withTransaction(logger: logger) { tx in
-            try await tx.query(
-                """
-                UPDATE budget_suspensions SET status = 'superseded', released_at = now(), released_by = \(actor),
-                    adapter_result = 'suspended by hand'
-                WHERE subscription_id = \(subscription.rawValue) AND status IN ('pending', 'suspended')
-                """, logger: logger)
-            try await BudgetAudit.append(
+        try await budgets.transaction(logger: logger) { tx in
+            try await tx.endHolds(of: subscription, status: .superseded, by: actor, result: "suspended by hand")
+            try await tx.appendAudit(
                 .init(
                     subscription: subscription, event: "suspended", action: "suspend", adapter: suspender.name,
-                    adapterResult: adapterOutcome.rawValue,
-                    actor: actor, reason: reason),
-                on: tx, logger: logger)
+                    adapterResult: adapterOutcome.rawValue, actor: actor, reason: reason))
             if changed {
                 let payload = SubscriptionStatePayload(
                     subscription: subscription.rawValue, budget: nil, state: SubscriptionState.suspended.rawValue, reason: reason, actor: actor,
                     adapter: suspender.name, resetsAt: nil)
-                try await WebhookOutbox.enqueue(WebhookMessage(type: .suspended, occurredAt: now, data: payload), on: tx, logger: logger)
+                try await tx.enqueue(WebhookMessage(type: .suspended, occurredAt: now, data: payload))
             }
         }
         logger.info("Subscription suspended by hand", metadata: ["subscription.id": "\(subscription)", "actor": "\(actor)"])
@@ -113,63 +108,33 @@ public struct SubscriptionControl: Sendable {
         guard !reason.trimmingCharacters(in: .whitespaces).isEmpty else { throw SubscriptionControlError.reasonRequired }
         if let increase = oneOffIncrease, increase <= 0 { throw SubscriptionControlError.increaseMustBePositive }
         _ = try await currentState(subscription, logger: logger)
-        var holding: [(budget: String, periodStart: Date, periodEnd: Date)] = []
-        for try await row in try await client.query(
-            """
-            SELECT budget, period_start, period_end FROM budget_suspensions
-            WHERE subscription_id = \(subscription.rawValue) AND status IN ('pending', 'suspended') AND period_end > \(now)
-            ORDER BY budget
-            """, logger: logger
-        ).decode((String, Date, Date).self) {
-            holding.append((row.0, row.1, row.2))
-        }
+        let holding = try await subscriptions.liveHolds(of: subscription, endingAfter: now, logger: logger)
         if oneOffIncrease != nil && holding.isEmpty { throw SubscriptionControlError.nothingToIncrease(subscription) }
         let why = SuspensionReason(budget: nil, message: reason, actor: actor)
         let outcome = try await suspender.resume(subscription, reason: why, onlyIfSuspendedByRulesEngine: false, logger: logger)
-        try await client.withTransaction(logger: logger) { tx in
-            try await tx.query(
-                """
-                UPDATE budget_suspensions SET status = 'released', released_at = now(), released_by = \(actor), adapter_result = \(outcome.rawValue)
-                WHERE subscription_id = \(subscription.rawValue) AND status IN ('pending', 'suspended')
-                """, logger: logger)
+        try await budgets.transaction(logger: logger) { tx in
+            try await tx.endHolds(of: subscription, status: .released, by: actor, result: outcome.rawValue)
             if let increase = oneOffIncrease {
                 for hold in holding {
-                    let period = BillingPeriod(start: hold.periodStart, end: hold.periodEnd)
-                    try await tx.query(
-                        """
-                        INSERT INTO budget_adjustments (budget, period_start, amount, actor, reason)
-                        VALUES (\(hold.budget), \(hold.periodStart), \(increase), \(actor), \(reason))
-                        """, logger: logger)
+                    try await tx.addAdjustment(budget: hold.budget, periodStart: hold.period.start, amount: increase, actor: actor, reason: reason)
                     // Re-arm the thresholds that current use no longer reaches under the raised limit, so the budget
                     // can alert and suspend again later in the period.
-                    try await tx.query(
-                        """
-                        WITH b AS (
-                            SELECT b.name, b.limit_amount + coalesce((SELECT sum(a.amount) FROM budget_adjustments a
-                                                                     WHERE a.budget = b.name AND a.period_start = \(hold.periodStart)), 0) AS effective,
-                                   tollgate_budget_measure(b.scope_kind, b.scope_value, b.metric, b.currency, \(hold.periodStart), \(hold.periodEnd)) AS used
-                            FROM budgets b WHERE b.name = \(hold.budget))
-                        DELETE FROM budget_firings f USING b
-                        WHERE f.budget = b.name AND f.period_start = \(hold.periodStart) AND f.signal = 'threshold'
-                          AND b.used < b.effective * f.percent / 100
-                        """, logger: logger)
-                    try await BudgetAudit.append(
+                    try await tx.rearmThresholds(budget: hold.budget, period: hold.period)
+                    try await tx.appendAudit(
                         .init(
-                            budget: hold.budget, subscription: subscription, period: period, event: "limit_increased", limit: increase,
-                            action: "increase", actor: actor, reason: reason),
-                        on: tx, logger: logger)
+                            budget: hold.budget, subscription: subscription, period: hold.period, event: "limit_increased", limit: increase,
+                            action: "increase", actor: actor, reason: reason))
                 }
             }
-            try await BudgetAudit.append(
+            try await tx.appendAudit(
                 .init(
                     budget: holding.first?.budget, subscription: subscription, event: outcome == .refused ? "resume_skipped" : "reactivated",
-                    action: "resume", adapter: suspender.name, adapterResult: outcome.rawValue, actor: actor, reason: reason),
-                on: tx, logger: logger)
+                    action: "resume", adapter: suspender.name, adapterResult: outcome.rawValue, actor: actor, reason: reason))
             if outcome == .changed {
                 let payload = SubscriptionStatePayload(
                     subscription: subscription.rawValue, budget: holding.first?.budget, state: SubscriptionState.active.rawValue, reason: reason,
                     actor: actor, adapter: suspender.name, resetsAt: nil)
-                try await WebhookOutbox.enqueue(WebhookMessage(type: .reactivated, occurredAt: now, data: payload), on: tx, logger: logger)
+                try await tx.enqueue(WebhookMessage(type: .reactivated, occurredAt: now, data: payload))
             }
         }
         logger.info(
@@ -185,15 +150,14 @@ public struct SubscriptionControl: Sendable {
 
     /// The audit trail of one subscription, oldest first.
     public func history(of subscription: SubscriptionID, limit: Int = 200, logger: Logger) async throws -> [BudgetAuditEntry] {
-        try await BudgetAudit.read(client: client, subscription: subscription, budget: nil, limit: limit, logger: logger)
+        try await budgets.audit(subscription: subscription, budget: nil, limit: limit, logger: logger)
     }
 
     private func currentState(_ subscription: SubscriptionID, logger: Logger) async throws -> String {
-        let rows = try await client.query("SELECT state FROM subscriptions WHERE id = \(subscription.rawValue)", logger: logger)
-        guard let state = try await rows.collect().first?.decode(String.self) else {
+        guard let row = try await subscriptions.state(of: subscription, logger: logger) else {
             throw SubscriptionControlError.unknownSubscription(subscription)
         }
-        return state
+        return row.state
     }
 }
 

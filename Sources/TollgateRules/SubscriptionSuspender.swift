@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import PostgresNIO
 import TollgateCore
 import TollgateStore
 
@@ -49,48 +48,32 @@ public let rulesEngineActor = "rules-engine"
 /// Suspends through Tollgate's own catalog: sets `subscriptions.state`, whose trigger NOTIFYs every gateway instance,
 /// which reloads and answers 403 from then on.
 public struct TollgateSuspender: SubscriptionSuspender {
-    public let catalog: CatalogStore
+    public let subscriptions: any SubscriptionStateRepository
     public var name: String { "tollgate" }
 
-    public init(catalog: CatalogStore) { self.catalog = catalog }
+    public init(subscriptions: any SubscriptionStateRepository) { self.subscriptions = subscriptions }
 
     @discardableResult
     public func suspend(_ subscription: SubscriptionID, reason: SuspensionReason, logger: Logger) async throws -> SuspenderOutcome {
-        // Conditional rather than `CatalogStore.setState`: the check and the change are one statement, so an
-        // administrator's suspension (or a cancellation) made a moment earlier is never overwritten.
-        let rows = try await catalog.client.query(
-            """
-            WITH target AS (SELECT id, state FROM subscriptions WHERE id = \(subscription.rawValue) FOR UPDATE),
-            changed AS (
-                UPDATE subscriptions s SET state = 'suspended', state_reason = \(reason.message), state_actor = \(reason.actor), updated_at = now()
-                FROM target WHERE s.id = target.id AND target.state = 'active' RETURNING s.id)
-            SELECT target.state, EXISTS (SELECT 1 FROM changed) FROM target
-            """, logger: logger)
-        guard let (before, changed) = try await rows.collect().first?.decode((String, Bool).self) else {
+        // Conditional rather than `setState`: an administrator's suspension (or a cancellation) made a moment earlier is
+        // never overwritten.
+        guard let change = try await subscriptions.suspendIfActive(subscription, reason: reason.message, actor: reason.actor, logger: logger) else {
             throw SuspenderError.unknownSubscription(subscription)
         }
-        if changed { return .changed }
-        return before == SubscriptionState.suspended.rawValue ? .alreadyInState : .refused
+        return SuspenderOutcome(change, wanted: .suspended)
     }
 
     @discardableResult
     public func resume(_ subscription: SubscriptionID, reason: SuspensionReason, onlyIfSuspendedByRulesEngine: Bool, logger: Logger) async throws
         -> SuspenderOutcome
     {
-        let rows = try await catalog.client.query(
-            """
-            WITH target AS (SELECT id, state, state_actor FROM subscriptions WHERE id = \(subscription.rawValue) FOR UPDATE),
-            changed AS (
-                UPDATE subscriptions s SET state = 'active', state_reason = NULL, state_actor = \(reason.actor), updated_at = now()
-                FROM target WHERE s.id = target.id AND target.state = 'suspended'
-                    AND (NOT \(onlyIfSuspendedByRulesEngine) OR target.state_actor = \(rulesEngineActor)) RETURNING s.id)
-            SELECT target.state, EXISTS (SELECT 1 FROM changed) FROM target
-            """, logger: logger)
-        guard let (before, changed) = try await rows.collect().first?.decode((String, Bool).self) else {
+        guard
+            let change = try await subscriptions.resumeIfSuspended(
+                subscription, actor: reason.actor, onlyIfSetBy: onlyIfSuspendedByRulesEngine ? rulesEngineActor : nil, logger: logger)
+        else {
             throw SuspenderError.unknownSubscription(subscription)
         }
-        if changed { return .changed }
-        return before == SubscriptionState.active.rawValue ? .alreadyInState : .refused
+        return SuspenderOutcome(change, wanted: .active)
     }
 }
 

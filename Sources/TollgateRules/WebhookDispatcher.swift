@@ -3,7 +3,6 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
-import PostgresNIO
 import ServiceLifecycle
 import TollgateCore
 import TollgateStore
@@ -65,21 +64,29 @@ public struct WebhookDispatcherConfiguration: Sendable {
     }
 }
 
-/// Delivers webhook messages from the PostgreSQL outbox, signed per Standard Webhooks, retrying with backoff.
+/// Delivers webhook messages from the outbox, signed per Standard Webhooks, retrying with backoff.
 ///
-/// Any number of instances may run one: rows are claimed with `FOR UPDATE SKIP LOCKED` and leased, so each attempt is
-/// made by one dispatcher. Delivery is at least once (a crash after the receiver answered but before the result is
+/// Any number of instances may run one: messages are claimed and leased (`WebhookRepository.claimDue`), so each attempt
+/// is made by one dispatcher. Delivery is at least once (a crash after the receiver answered but before the result is
 /// recorded means one more attempt), with the same `webhook-id`, so receivers deduplicate on it.
 public final class WebhookDispatcher: Service, Sendable {
-    let client: PostgresClient
+    let webhooks: any WebhookRepository
+    let notifications: any ChangeNotifications
     let http: HTTPClient
     let configuration: WebhookDispatcherConfiguration
     let logger: Logger
     private let wake = WakeSignal()
 
-    /// - Parameter http: the process's shared client (redirects disallowed: a receiver must not bounce us elsewhere).
-    public init(client: PostgresClient, http: HTTPClient, configuration: WebhookDispatcherConfiguration = .init(), logger: Logger) {
-        self.client = client
+    /// - Parameters:
+    ///   - webhooks: the outbox and the delivery log.
+    ///   - notifications: where `tollgate_webhooks` wakes the dispatcher when a message is enqueued.
+    ///   - http: the process's shared client (redirects disallowed: a receiver must not bounce us elsewhere).
+    public init(
+        webhooks: any WebhookRepository, notifications: any ChangeNotifications, http: HTTPClient,
+        configuration: WebhookDispatcherConfiguration = .init(), logger: Logger
+    ) {
+        self.webhooks = webhooks
+        self.notifications = notifications
         self.http = http
         self.configuration = configuration
         self.logger = logger
@@ -102,60 +109,15 @@ public final class WebhookDispatcher: Service, Sendable {
     }
 
     private func listenForWakeUps() async {
-        while !Task.isCancelled {
-            do {
-                try await client.withConnection { connection in
-                    try await connection.listen(on: NotificationChannel.webhooks.name) { notifications in
-                        self.wake.signal()  // anything enqueued before LISTEN took effect
-                        for try await _ in notifications { self.wake.signal() }
-                    }
-                }
-            } catch {
-                if Task.isCancelled { return }
-                logger.debug("Webhook wake-up listener lost its connection", metadata: ["error": "\(error)"])
-            }
-            try? await Task.sleep(for: .seconds(1))
-        }
-    }
-
-    struct Claimed: Sendable {
-        var messageID: String
-        var endpointID: UUID
-        var attempt: Int
-        var firstAttemptAt: Date
-        var eventType: String
-        var body: String
-        var url: String
-        var secrets: [String]
+        // Called once when listening begins too: anything enqueued before LISTEN took effect.
+        await notifications.watch(.webhooks) { [wake] in wake.signal() }
     }
 
     /// Claims what is due and delivers it, concurrently.
     /// - Returns: how many messages were attempted.
     @discardableResult
     public func deliverDue() async throws -> Int {
-        let leaseMilliseconds = Int(configuration.lease.components.seconds * 1000)
-        let rows = try await client.query(
-            """
-            UPDATE webhook_outbox o SET attempts = o.attempts + 1, last_attempt_at = now(),
-                first_attempt_at = coalesce(o.first_attempt_at, now()), next_attempt_at = now() + \(leaseMilliseconds) * interval '1 millisecond'
-            FROM (SELECT q.message_id, q.endpoint_id FROM webhook_outbox q JOIN webhook_endpoints e ON e.id = q.endpoint_id
-                  WHERE q.status = 'pending' AND q.next_attempt_at <= now() AND e.disabled_at IS NULL
-                  ORDER BY q.next_attempt_at LIMIT \(configuration.batchSize) FOR UPDATE OF q SKIP LOCKED) due,
-                 webhook_messages m, webhook_endpoints e
-            WHERE o.message_id = due.message_id AND o.endpoint_id = due.endpoint_id AND m.id = o.message_id AND e.id = o.endpoint_id
-            RETURNING o.message_id, o.endpoint_id, o.attempts, o.first_attempt_at, m.event_type, m.body, e.url,
-                coalesce((SELECT array_agg(s.secret ORDER BY s.id) FROM webhook_secrets s
-                          WHERE s.endpoint_id = o.endpoint_id AND (s.expires_at IS NULL OR s.expires_at > now())), '{}')
-            """, logger: logger)
-        var claimed: [Claimed] = []
-        for try await (message, endpoint, attempt, first, type, body, url, secrets) in rows.decode(
-            (String, UUID, Int, Date, String, String, String, [String]).self)
-        {
-            claimed.append(
-                Claimed(
-                    messageID: message, endpointID: endpoint, attempt: attempt, firstAttemptAt: first, eventType: type, body: body, url: url,
-                    secrets: secrets))
-        }
+        let claimed = try await webhooks.claimDue(limit: configuration.batchSize, lease: configuration.lease, logger: logger)
         await withTaskGroup(of: Void.self) { group in
             for message in claimed { group.addTask { await self.deliver(message) } }
         }
@@ -168,7 +130,7 @@ public final class WebhookDispatcher: Service, Sendable {
         case failed(status: Int?, error: String, retryable: Bool)
     }
 
-    private func deliver(_ message: Claimed) async {
+    private func deliver(_ message: ClaimedWebhook) async {
         var logger = logger
         logger[metadataKey: "webhook.id"] = "\(message.messageID)"
         logger[metadataKey: "webhook.endpoint_id"] = "\(message.endpointID)"
@@ -187,7 +149,7 @@ public final class WebhookDispatcher: Service, Sendable {
         }
     }
 
-    private func attempt(_ message: Claimed, logger: Logger) async -> Result {
+    private func attempt(_ message: ClaimedWebhook, logger: Logger) async -> Result {
         do {
             try await configuration.targets.check(message.url)
         } catch {
@@ -220,58 +182,42 @@ public final class WebhookDispatcher: Service, Sendable {
         }
     }
 
-    private func record(_ result: Result, for message: Claimed, attemptedAt: Date, duration: Duration, logger: Logger) async throws {
+    private func record(_ result: Result, for message: ClaimedWebhook, attemptedAt: Date, duration: Duration, logger: Logger) async throws {
         let milliseconds = Int(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
-        try await client.withTransaction(logger: logger) { tx in
-            let outcome: String
-            var status: Int?
-            var error: String?
-            switch result {
-            case .delivered(let code):
-                outcome = "delivered"
-                status = code
-                try await tx.query(
-                    """
-                    UPDATE webhook_outbox SET status = 'delivered', delivered_at = now(), last_http_status = \(code), last_error = NULL
-                    WHERE message_id = \(message.messageID) AND endpoint_id = \(message.endpointID)
-                    """, logger: logger)
-                logger.debug("Webhook delivered")
-            case .gone(let code):
-                outcome = "endpoint_disabled"
-                status = code
-                try await WebhookStore.disable(message.endpointID, reason: "receiver answered 410 Gone", on: tx, logger: logger)
-                logger.warning("Webhook endpoint answered 410 Gone and was disabled")
-            case .failed(let code, let reason, let retryable):
-                status = code
-                error = reason
-                let elapsed = Duration.milliseconds(Int(max(0, Date().timeIntervalSince(message.firstAttemptAt)) * 1000))
-                if retryable, let delay = configuration.retry.delay(afterFailedAttempts: message.attempt, elapsed: elapsed) {
-                    outcome = "retrying"
-                    let delayMilliseconds = Int(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)
-                    try await tx.query(
-                        """
-                        UPDATE webhook_outbox SET next_attempt_at = now() + \(delayMilliseconds) * interval '1 millisecond',
-                            last_http_status = \(code), last_error = \(reason)
-                        WHERE message_id = \(message.messageID) AND endpoint_id = \(message.endpointID)
-                        """, logger: logger)
-                    logger.info(
-                        "Webhook attempt failed; will retry", metadata: ["http.status": "\(code.map(String.init) ?? "-")", "retry.delay": "\(delay)"])
-                } else {
-                    outcome = "failed"
-                    try await tx.query(
-                        """
-                        UPDATE webhook_outbox SET status = 'failed', last_http_status = \(code), last_error = \(reason)
-                        WHERE message_id = \(message.messageID) AND endpoint_id = \(message.endpointID)
-                        """, logger: logger)
-                    logger.warning("Webhook given up", metadata: ["http.status": "\(code.map(String.init) ?? "-")"])
-                }
+        let elapsed = Duration.milliseconds(Int(max(0, Date().timeIntervalSince(message.firstAttemptAt)) * 1000))
+        let (status, error, outcome) = Self.decide(result, attempt: message.attempt, elapsed: elapsed, retry: configuration.retry)
+        try await webhooks.record(
+            WebhookAttempt(
+                message: message, attemptedAt: attemptedAt, durationMilliseconds: milliseconds, httpStatus: status, error: error, outcome: outcome),
+            logger: logger)
+        switch outcome {
+        case .delivered: logger.debug("Webhook delivered")
+        case .endpointGone: logger.warning("Webhook endpoint answered 410 Gone and was disabled")
+        case .retry(let delay):
+            logger.info(
+                "Webhook attempt failed; will retry", metadata: ["http.status": "\(status.map(String.init) ?? "-")", "retry.delay": "\(delay)"])
+        case .failed: logger.warning("Webhook given up", metadata: ["http.status": "\(status.map(String.init) ?? "-")"])
+        }
+    }
+
+    /// What an attempt's result means for the message: the status and error to log, and whether it is done, retried
+    /// (after how long) or given up.
+    /// - Parameters:
+    ///   - attempt: the attempt's number, from 1.
+    ///   - elapsed: time since the message's first attempt.
+    static func decide(_ result: Result, attempt: Int, elapsed: Duration, retry: RetrySchedule) -> (
+        status: Int?, error: String?, outcome: WebhookAttemptOutcome
+    ) {
+        switch result {
+        case .delivered(let code):
+            return (code, nil, .delivered)
+        case .gone(let code):
+            return (code, nil, .endpointGone(reason: "receiver answered 410 Gone"))
+        case .failed(let code, let reason, let retryable):
+            if retryable, let delay = retry.delay(afterFailedAttempts: attempt, elapsed: elapsed) {
+                return (code, reason, .retry(after: delay))
             }
-            try await tx.query(
-                """
-                INSERT INTO webhook_deliveries (message_id, endpoint_id, event_type, attempt, attempted_at, duration_ms, http_status, error, outcome)
-                VALUES (\(message.messageID), \(message.endpointID), \(message.eventType), \(message.attempt), \(attemptedAt), \(milliseconds),
-                        \(status), \(error), \(outcome))
-                """, logger: logger)
+            return (code, reason, .failed)
         }
     }
 }

@@ -1,23 +1,6 @@
 import Foundation
 import TollgateCore
 
-/// The event types Tollgate sends. docs/webhooks.md documents each payload.
-public enum WebhookEventType: String, Hashable, Sendable, Codable, CaseIterable {
-    case thresholdCrossed = "budget.threshold_crossed"
-    case exceeded = "budget.exceeded"
-    case forecastExceeded = "budget.forecast_exceeded"
-    case suspended = "subscription.suspended"
-    case reactivated = "subscription.reactivated"
-}
-
-/// The Standard Webhooks envelope: `{"type", "timestamp", "data"}`.
-public struct WebhookEnvelope<Payload: Encodable & Sendable>: Encodable, Sendable {
-    public var type: String
-    /// RFC 3339, UTC, when the event happened.
-    public var timestamp: String
-    public var data: Payload
-}
-
 /// The budget a budget event is about. Amounts are decimal strings so no receiver parses them through a float.
 public struct BudgetPayload: Codable, Hashable, Sendable {
     public struct Scope: Codable, Hashable, Sendable {
@@ -121,22 +104,6 @@ public struct SubscriptionStatePayload: Codable, Hashable, Sendable {
     enum CodingKeys: String, CodingKey {
         case subscription, budget, state, reason, actor, adapter
         case resetsAt = "resets_at"
-    }
-}
-
-/// A message ready for the outbox: its type and the exact body bytes that will be signed and sent.
-public struct WebhookMessage: Sendable, Hashable {
-    public var id: String
-    public var type: WebhookEventType
-    public var body: String
-
-    public init<Payload: Encodable & Sendable>(type: WebhookEventType, occurredAt: Date, data: Payload, id: String? = nil) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let envelope = WebhookEnvelope(type: type.rawValue, timestamp: occurredAt.iso8601, data: data)
-        self.id = id ?? StandardWebhooks.newMessageID(at: occurredAt)
-        self.type = type
-        self.body = String(decoding: try encoder.encode(envelope), as: UTF8.self)
     }
 }
 

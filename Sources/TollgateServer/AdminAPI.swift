@@ -81,19 +81,19 @@ public struct AdminAPI: Sendable {
     let policy: PolicyApplier
     /// Reloads this instance's catalog cache after a change (`RefreshCatalogAfterChange`).
     let refreshCatalog: @Sendable () async -> Void
-    /// The rules engine's routes (budgets, suspensions, webhooks), registered on the same authenticated group.
-    let rulesRoutes: @Sendable (RouterGroup<BasicRequestContext>) -> Void
+    /// Where suspensions take effect (the same adapter the budget evaluator uses).
+    let suspender: any SubscriptionSuspender
     let now: @Sendable () -> Date
 
     public init(
-        token: Secret, repositories: Repositories, budgets: any ConfiguredBudgets, refreshCatalog: @escaping @Sendable () async -> Void,
-        rulesRoutes: @escaping @Sendable (RouterGroup<BasicRequestContext>) -> Void, now: @escaping @Sendable () -> Date = { Date() }
+        token: Secret, repositories: Repositories, suspender: any SubscriptionSuspender, refreshCatalog: @escaping @Sendable () async -> Void,
+        now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.token = token
         self.repositories = repositories
-        self.policy = PolicyApplier(repositories: repositories, budgets: budgets)
+        self.policy = PolicyApplier(repositories: repositories)
         self.refreshCatalog = refreshCatalog
-        self.rulesRoutes = rulesRoutes
+        self.suspender = suspender
         self.now = now
     }
 
@@ -158,7 +158,11 @@ public struct AdminAPI: Sendable {
             return ApplyResult(applied: !dryRun, changes: changes)
         }
         registerReports(on: admin)
-        rulesRoutes(admin)
+        // Budgets, subscription suspend/resume (with audit), webhooks: the rules engine's routes.
+        RulesAdmin.addRoutes(to: admin, rules: repositories.rules, suspender: suspender) { request, _ in
+            // One shared admin token, so the caller names themselves (X-Tollgate-Actor) for the audit trail.
+            "admin:\(request.headers[HTTPField.Name("X-Tollgate-Actor")!] ?? "api")"
+        }
         let (summaries, now) = (repositories.usageSummaries, now)
         admin.get("usage/summary") { request, context -> [UsageSummary] in
             let from = try Self.instant(request.uri.queryParameters["from"], name: "from") ?? BillingPeriod.containing(now(), kind: .monthly).start

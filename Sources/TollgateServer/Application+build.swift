@@ -71,7 +71,7 @@ private func assemble(
     let initialCatalog = try await PostgresDatabase.withDatabase(location, logger: logger) { database in
         try await database.migrator().migrate()
         if let policyDocument, let file = configuration.policyFile {
-            try await PolicyApplier(repositories: database.repositories, budgets: database.configuredBudgets).apply(policyDocument, logger: logger)
+            try await PolicyApplier(repositories: database.repositories).apply(policyDocument, logger: logger)
             logger.info("Configuration applied", metadata: ["config.file": "\(file)"])
         }
         let snapshot = try await database.catalog.snapshot(logger: logger)
@@ -92,11 +92,13 @@ private func assemble(
     // Webhooks and management APIs: one client, redirects never followed (a redirect must not carry a credential elsewhere).
     let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(
         redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5), read: .seconds(30))))
-    let suspender = rules.suspender(catalog: catalogStore, http: http)
+    let suspender = rules.suspender(subscriptions: database.subscriptionStates, http: http)
     let evaluator = BudgetEvaluator(
-        client: database.client, lockConnection: try location.lockConnectionConfiguration(), suspender: suspender,
+        budgets: database.budgets, subscriptions: database.subscriptionStates, leadership: database.leaderElection, suspender: suspender,
         configuration: .init(sweepInterval: rules.sweepInterval), logger: logger)
-    let dispatcher = WebhookDispatcher(client: database.client, http: http, configuration: .init(targets: rules.webhookTargets), logger: logger)
+    let dispatcher = WebhookDispatcher(
+        webhooks: database.webhooks, notifications: database.notifications, http: http, configuration: .init(targets: rules.webhookTargets),
+        logger: logger)
 
     let router = Router(context: BasicRequestContext.self)
     router.add(middleware: LogRequestsMiddleware(.debug))
@@ -106,15 +108,8 @@ private func assemble(
         configuration: GatewayConfiguration(maximumRequestBytes: configuration.maximumRequestBytes, credentials: configuration.credentials),
         logger: logger)
     gateway.register(on: router)
-    let rulesClient = database.client
     AdminAPI(
-        token: adminToken, repositories: repositories, budgets: database.configuredBudgets, refreshCatalog: { await catalog.refresh() },
-        rulesRoutes: { admin in
-            RulesAdmin.addRoutes(to: admin, database: rulesClient, suspender: suspender) { request, _ in
-                // One shared admin token, so the caller names themselves (X-Tollgate-Actor) for the audit trail.
-                "admin:\(request.headers[HTTPField.Name("X-Tollgate-Actor")!] ?? "api")"
-            }
-        }
+        token: adminToken, repositories: repositories, suspender: suspender, refreshCatalog: { await catalog.refresh() }
     ).register(on: router)
 
     var app = Application(

@@ -1,17 +1,13 @@
 import Foundation
 import Hummingbird
 import Logging
-import PostgresNIO
 import TollgateCore
 import TollgateRules
 import TollgateStore
 
 /// The rules engine's administrative operations, shared by the `tollgate subscriptions` / `tollgate webhooks` commands
-/// and the admin API, so both do exactly the same thing.
+/// and the admin API, so both do exactly the same thing. They work on the Store's repositories (`RulesRepositories`).
 public enum RulesAdmin {
-    /// The database client type, named here so the executable need not import PostgresNIO.
-    public typealias Database = PostgresClient
-
     /// The CLI's logger: warnings and errors only; the command prints its own one-line result.
     public static let quietLogger: Logger = {
         var logger = Logger(label: "tollgate.cli")
@@ -24,16 +20,17 @@ public enum RulesAdmin {
     ///   - actor: `admin:<name>`.
     ///   - suspender: the configured management adapter; Tollgate's own catalog when nil.
     public static func suspend(
-        database: Database, subscription: String, reason: String, actor: String, suspender: (any SubscriptionSuspender)? = nil,
+        rules: RulesRepositories, subscription: String, reason: String, actor: String, suspender: (any SubscriptionSuspender)? = nil,
         logger: Logger = quietLogger
     ) async throws -> SubscriptionChange {
-        try await control(database, suspender).suspend(subscription: SubscriptionID(subscription), reason: reason, actor: actor, logger: logger)
+        try await control(rules, suspender).suspend(subscription: SubscriptionID(subscription), reason: reason, actor: actor, logger: logger)
     }
 
     /// `tollgate subscriptions resume ID --reason … [--increase N]`.
     /// - Parameter increase: decimal text; raises, for the current period only, each budget that holds the subscription.
     public static func resume(
-        database: Database, subscription: String, reason: String, actor: String, increase: String?, suspender: (any SubscriptionSuspender)? = nil,
+        rules: RulesRepositories, subscription: String, reason: String, actor: String, increase: String?,
+        suspender: (any SubscriptionSuspender)? = nil,
         logger: Logger = quietLogger
     ) async throws -> SubscriptionChange {
         var amount: Decimal?
@@ -41,14 +38,14 @@ public enum RulesAdmin {
             guard let value = Decimal(exactly: increase), value > 0 else { throw SubscriptionPatchError.invalidIncrease }
             amount = value
         }
-        return try await control(database, suspender).resume(
+        return try await control(rules, suspender).resume(
             subscription: SubscriptionID(subscription), reason: reason, actor: actor, oneOffIncrease: amount, logger: logger)
     }
 
     /// `tollgate webhooks create --url …`: registers an endpoint with a new (or given) signing secret.
     /// - Returns: the endpoint id and the secret, which is shown this once.
     public static func createWebhookEndpoint(
-        database: Database, url: String, secret: String?, eventTypes: [String], logger: Logger = quietLogger
+        webhooks: any WebhookRepository, url: String, secret: String?, eventTypes: [String], logger: Logger = quietLogger
     ) async throws -> (id: UUID, secret: String) {
         let signing = try secret.map { try WebhookSecret($0) } ?? WebhookSecret.generate()
         var types: [WebhookEventType] = []
@@ -56,18 +53,20 @@ public enum RulesAdmin {
             guard let type = WebhookEventType(rawValue: name) else { throw RulesAdminError.unknownEventType(name) }
             types.append(type)
         }
-        let id = try await WebhookStore(client: database).createEndpoint(url: url, secret: signing, eventTypes: types, logger: logger)
+        let id = try await webhooks.createEndpoint(url: url, secret: signing, eventTypes: types, logger: logger)
         return (id, signing.text.value)
     }
 
     /// `tollgate webhooks deliveries [--endpoint ID]`, newest first.
-    public static func deliveries(database: Database, endpoint: String?, limit: Int, logger: Logger = quietLogger) async throws -> [WebhookDelivery] {
+    public static func deliveries(
+        webhooks: any WebhookRepository, endpoint: String?, limit: Int, logger: Logger = quietLogger
+    ) async throws -> [WebhookDelivery] {
         var endpointID: UUID?
         if let endpoint {
             guard let id = UUID(uuidString: endpoint) else { throw RulesAdminError.invalidEndpointID(endpoint) }
             endpointID = id
         }
-        return try await WebhookStore(client: database).deliveries(endpoint: endpointID, limit: limit, logger: logger)
+        return try await webhooks.deliveries(endpoint: endpointID, limit: limit, logger: logger)
     }
 
     /// One line per delivery attempt, for the terminal.
@@ -85,19 +84,9 @@ public enum RulesAdmin {
         return line
     }
 
-    /// For the executable's stand-in database options: a client for `url`, running for the duration of `body`.
-    public static func withDatabase<T: Sendable>(url: String, _ body: @Sendable (Database) async throws -> T) async throws -> T {
-        let location = try DatabaseLocation(url: url)
-        let client = PostgresClient(configuration: location.clientConfiguration(maximumConnections: 2), backgroundLogger: quietLogger)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
-            return try await body(client)
-        }
-    }
-
-    private static func control(_ database: Database, _ suspender: (any SubscriptionSuspender)?) -> SubscriptionControl {
-        SubscriptionControl(client: database, suspender: suspender ?? TollgateSuspender(catalog: CatalogStore(client: database)))
+    private static func control(_ rules: RulesRepositories, _ suspender: (any SubscriptionSuspender)?) -> SubscriptionControl {
+        SubscriptionControl(
+            budgets: rules.budgets, subscriptions: rules.subscriptions, suspender: suspender ?? TollgateSuspender(subscriptions: rules.subscriptions))
     }
 
     // MARK: - Admin API
@@ -117,11 +106,11 @@ public enum RulesAdmin {
     ///   - suspender: the configured management adapter (the same one the budget evaluator uses).
     ///   - actor: the authenticated administrator as `admin:<name>`, from the request.
     public static func addRoutes<Context: RequestContext>(
-        to group: RouterGroup<Context>, database: Database, suspender: any SubscriptionSuspender,
+        to group: RouterGroup<Context>, rules: RulesRepositories, suspender: any SubscriptionSuspender,
         actor: @escaping @Sendable (Request, Context) -> String
     ) {
-        let control = SubscriptionControl(client: database, suspender: suspender)
-        let webhooks = WebhookStore(client: database)
+        let control = control(rules, suspender)
+        let webhooks = rules.webhooks
         group.patch("subscriptions/:id") { request, context -> SubscriptionChange in
             let id = try context.parameters.require("id")
             let patch = try await request.decode(as: SubscriptionStatePatch.self, context: context)
@@ -139,7 +128,7 @@ public enum RulesAdmin {
             let limit = min(request.uri.queryParameters.get("limit", as: Int.self) ?? 200, 1000)
             return try await control.history(of: SubscriptionID(id), limit: limit, logger: context.logger)
         }
-        let budgets = BudgetStore(client: database)
+        let budgets = rules.budgets
         group.get("budgets") { _, context -> [BudgetStatus] in
             try await budgets.status(logger: context.logger)
         }
@@ -162,7 +151,7 @@ public enum RulesAdmin {
             let body = try await request.decode(as: WebhookEndpointRequest.self, context: context)
             do {
                 let created = try await createWebhookEndpoint(
-                    database: database, url: body.url, secret: body.secret, eventTypes: body.eventTypes ?? [], logger: context.logger)
+                    webhooks: webhooks, url: body.url, secret: body.secret, eventTypes: body.eventTypes ?? [], logger: context.logger)
                 return CreatedWebhookEndpoint(id: created.id, secret: created.secret)
             } catch let error as RulesAdminError {
                 throw HTTPError(.badRequest, message: error.description)

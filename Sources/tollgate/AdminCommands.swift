@@ -64,7 +64,7 @@ struct ApplyCommand: AsyncParsableCommand {
         do { document = try PolicyFile.load(path: file) } catch { throw CLIError(error.description) }
         let dryRun = self.dryRun
         let changes = try await CLIDatabase.withDatabase(database) { database, logger in
-            let policy = PolicyApplier(repositories: database.repositories, budgets: database.configuredBudgets)
+            let policy = PolicyApplier(repositories: database.repositories)
             let changes = try await policy.plan(document, logger: logger)
             if !dryRun { try await policy.apply(document, logger: logger) }
             return changes

@@ -25,7 +25,8 @@ struct SubscriptionsCommand: AsyncParsableCommand {
         func run() async throws {
             let (id, reason, actor) = (id, reason, actor)
             let change = try await CLIDatabase.withDatabase(database) { database, _ in
-                try await RulesAdmin.suspend(database: database.client, subscription: id, reason: reason, actor: "admin:\(actor)")
+                try await RulesAdmin.suspend(
+                    rules: database.rules, subscription: id, reason: reason, actor: "admin:\(actor)")
             }
             print(RulesAdmin.describe(change))
         }
@@ -43,7 +44,8 @@ struct SubscriptionsCommand: AsyncParsableCommand {
         func run() async throws {
             let (id, reason, actor, increase) = (id, reason, actor, increase)
             let change = try await CLIDatabase.withDatabase(database) { database, _ in
-                try await RulesAdmin.resume(database: database.client, subscription: id, reason: reason, actor: "admin:\(actor)", increase: increase)
+                try await RulesAdmin.resume(
+                    rules: database.rules, subscription: id, reason: reason, actor: "admin:\(actor)", increase: increase)
             }
             print(RulesAdmin.describe(change))
         }

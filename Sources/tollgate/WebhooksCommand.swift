@@ -22,7 +22,8 @@ struct WebhooksCommand: AsyncParsableCommand {
         func run() async throws {
             let (url, secret, events) = (url, secret, events)
             let created = try await CLIDatabase.withDatabase(database) { database, _ in
-                try await RulesAdmin.createWebhookEndpoint(database: database.client, url: url, secret: secret, eventTypes: events)
+                try await RulesAdmin.createWebhookEndpoint(
+                    webhooks: database.webhooks, url: url, secret: secret, eventTypes: events)
             }
             print("endpoint \(created.id.uuidString.lowercased())")
             print("secret \(created.secret)")
@@ -38,7 +39,7 @@ struct WebhooksCommand: AsyncParsableCommand {
         func run() async throws {
             let (endpoint, limit) = (endpoint, limit)
             let deliveries = try await CLIDatabase.withDatabase(database) { database, _ in
-                try await RulesAdmin.deliveries(database: database.client, endpoint: endpoint, limit: limit)
+                try await RulesAdmin.deliveries(webhooks: database.webhooks, endpoint: endpoint, limit: limit)
             }
             if deliveries.isEmpty { print("no deliveries") }
             for delivery in deliveries { print(RulesAdmin.describe(delivery)) }

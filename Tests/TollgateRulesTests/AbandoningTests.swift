@@ -1,7 +1,7 @@
 import Dispatch
 import Testing
 
-@testable import TollgateRules
+@testable import TollgateStore
 
 /// The bound on a lock-session query: a result in time is returned, a wait that ignores cancellation is left behind.
 @Suite struct AbandoningTests {

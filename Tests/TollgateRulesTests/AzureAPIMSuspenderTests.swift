@@ -215,7 +215,7 @@ private let reason = SuspensionReason(budget: "team-a-monthly", message: "over b
         try await TestDatabase.withClient { client in
             try await Fixtures.subscriptions([("team-a", "search", nil)], client: client)
             try await Fixtures.withLiveServer(arm.router()) { port async throws in
-                let both = CompositeSuspender([TollgateSuspender(catalog: CatalogStore(client: client)), FakeARM.suspender(port: port, http: http)])
+                let both = CompositeSuspender([Fixtures.suspender(client), FakeARM.suspender(port: port, http: http)])
                 #expect(both.name == "tollgate+azure-apim")
                 #expect(try await both.suspend("team-a", reason: reason, logger: Fixtures.logger) == .changed)
                 // An administrator takes the suspension over: rollover must not reactivate it anywhere.

@@ -8,9 +8,7 @@ import TollgateStore
 import TollgateTestSupport
 
 private func evaluator(_ client: PostgresClient, clock: TestClock) async throws -> BudgetEvaluator {
-    BudgetEvaluator(
-        client: client, lockConnection: try await TestDatabase.location().lockConnectionConfiguration(),
-        suspender: TollgateSuspender(catalog: CatalogStore(client: client)), now: clock.closure, logger: Fixtures.logger)
+    Fixtures.evaluator(client, location: try await TestDatabase.location(), now: clock.closure)
 }
 
 @Suite(.freshDatabase) struct ThresholdsFireOnceTests {
@@ -19,7 +17,7 @@ private func evaluator(_ client: PostgresClient, clock: TestClock) async throws 
             try await Fixtures.subscriptions([("team-a", "search", nil)], client: client)
             var budget = Fixtures.hardBudget
             budget.thresholds = [.init(percent: 50, action: .alert), .init(percent: 80, action: .alert)]
-            try await BudgetStore(client: client).upsert(budget, source: "config", logger: Fixtures.logger)
+            try await PostgresBudgetRepository(client: client).upsert(budget, source: "config", logger: Fixtures.logger)
             let clock = TestClock(utc("2026-11-10T12:00:00Z"))
             let engine = try await evaluator(client, clock: clock)
 
@@ -48,7 +46,7 @@ private func evaluator(_ client: PostgresClient, clock: TestClock) async throws 
     @Test func crossingTheHardLimitSuspendsThroughTheRulesEngine() async throws {
         try await TestDatabase.withClient { client in
             try await Fixtures.subscriptions([("team-a", "search", nil), ("team-b", "search", nil)], client: client)
-            try await BudgetStore(client: client).upsert(Fixtures.hardBudget, source: "config", logger: Fixtures.logger)
+            try await PostgresBudgetRepository(client: client).upsert(Fixtures.hardBudget, source: "config", logger: Fixtures.logger)
             let clock = TestClock(utc("2026-11-30T23:59:59Z"))  // the month's last second
             let engine = try await evaluator(client, clock: clock)
             try await Fixtures.usage("team-a", tokens: 1000, at: utc("2026-11-30T23:10:00Z"), client: client)
@@ -106,8 +104,8 @@ private func evaluator(_ client: PostgresClient, clock: TestClock) async throws 
             let budget = BudgetDefinition(
                 name: "search-daily", scope: .team("search"), period: .daily, limit: 100, thresholds: [.init(percent: 100, action: .suspend)],
                 forecast: false)
-            try await BudgetStore(client: client).upsert(budget, source: "config", logger: Fixtures.logger)
-            let control = SubscriptionControl(client: client, suspender: TollgateSuspender(catalog: CatalogStore(client: client)))
+            try await PostgresBudgetRepository(client: client).upsert(budget, source: "config", logger: Fixtures.logger)
+            let control = Fixtures.control(client)
             // An administrator suspended one before the budget was crossed.
             try await control.suspend(subscription: "s-admin-before", reason: "security review", actor: "admin:alice", logger: Fixtures.logger)
 
@@ -154,10 +152,10 @@ private func evaluator(_ client: PostgresClient, clock: TestClock) async throws 
     @Test func resumeWithAOneOffIncreaseRearmsTheHardLimit() async throws {
         try await TestDatabase.withClient { client in
             try await Fixtures.subscriptions([("team-a", "search", nil)], client: client)
-            try await BudgetStore(client: client).upsert(Fixtures.hardBudget, source: "config", logger: Fixtures.logger)
+            try await PostgresBudgetRepository(client: client).upsert(Fixtures.hardBudget, source: "config", logger: Fixtures.logger)
             let clock = TestClock(utc("2026-11-10T12:00:00Z"))
             let engine = try await evaluator(client, clock: clock)
-            let control = SubscriptionControl(client: client, suspender: TollgateSuspender(catalog: CatalogStore(client: client)))
+            let control = Fixtures.control(client)
             try await Fixtures.usage("team-a", tokens: 1100, at: utc("2026-11-10T11:00:00Z"), client: client)
             #expect(try await engine.evaluateNow().suspended == ["team-a"])
 
@@ -180,7 +178,7 @@ private func evaluator(_ client: PostgresClient, clock: TestClock) async throws 
     @Test func resumeWithoutAHoldCannotIncrease() async throws {
         try await TestDatabase.withClient { client in
             try await Fixtures.subscriptions([("idle", nil, nil)], client: client)
-            let control = SubscriptionControl(client: client, suspender: TollgateSuspender(catalog: CatalogStore(client: client)))
+            let control = Fixtures.control(client)
             await #expect(throws: SubscriptionControlError.nothingToIncrease("idle")) {
                 try await control.resume(subscription: "idle", reason: "x", actor: "admin:a", oneOffIncrease: 10, logger: Fixtures.logger)
             }
@@ -197,7 +195,7 @@ private func evaluator(_ client: PostgresClient, clock: TestClock) async throws 
             try await Fixtures.subscriptions([("team-a", "search", nil)], client: client)
             var budget = Fixtures.hardBudget
             budget.forecast = true
-            try await BudgetStore(client: client).upsert(budget, source: "config", logger: Fixtures.logger)
+            try await PostgresBudgetRepository(client: client).upsert(budget, source: "config", logger: Fixtures.logger)
             let clock = TestClock(utc("2026-11-16T00:00:00Z"))  // half of November gone
             let engine = try await evaluator(client, clock: clock)
             try await Fixtures.usage("team-a", tokens: 600, at: utc("2026-11-15T10:00:00Z"), client: client)  // projects to 1200
@@ -238,7 +236,7 @@ private func evaluator(_ client: PostgresClient, clock: TestClock) async throws 
             let budget = BudgetDefinition(
                 name: "usd", scope: .costCenter("cc-1"), metric: .cost, limit: 20, currency: "USD",
                 thresholds: [.init(percent: 100, action: .suspend)], forecast: false)
-            try await BudgetStore(client: client).upsert(budget, source: "config", logger: Fixtures.logger)
+            try await PostgresBudgetRepository(client: client).upsert(budget, source: "config", logger: Fixtures.logger)
             let report = try await evaluator(client, clock: TestClock(utc("2026-11-10T12:00:00Z"))).evaluateNow()
             #expect(report.fired.map(\.percent) == [100])  // 12.3456789012 + 7.6543210988 = exactly 20.0000000000 USD
             let measured = try await client.query("SELECT measured FROM budget_firings WHERE budget = 'usd'", logger: Fixtures.logger)
@@ -252,7 +250,7 @@ private func evaluator(_ client: PostgresClient, clock: TestClock) async throws 
     @Test func statusShowsUseLimitPercentAndState() async throws {
         try await TestDatabase.withClient { client in
             try await Fixtures.subscriptions([("team-a", "search", nil)], client: client)
-            try await BudgetStore(client: client).upsert(Fixtures.hardBudget, source: "config", logger: Fixtures.logger)
+            try await PostgresBudgetRepository(client: client).upsert(Fixtures.hardBudget, source: "config", logger: Fixtures.logger)
             // The view evaluates at the database's now(), so this test uses the real clock.
             try await Fixtures.usage("team-a", tokens: 600, at: Date(), client: client)
             func status() async throws -> (Decimal, Decimal, Decimal, String) {

@@ -8,8 +8,9 @@ import Synchronization
 import Testing
 import TollgateCore
 import TollgateRules
-import TollgateStore
 import TollgateTestSupport
+
+@testable import TollgateStore
 
 func utc(_ text: String) -> Date { Date(iso8601: text)! }
 
@@ -72,6 +73,37 @@ enum Fixtures {
             lines.append([event, subscription ?? "-", actor].joined(separator: " "))
         }
         return lines
+    }
+
+    /// Tollgate's own catalog as the management adapter, on `client`.
+    static func suspender(_ client: PostgresClient) -> TollgateSuspender {
+        TollgateSuspender(subscriptions: PostgresSubscriptionStateRepository(client: client))
+    }
+
+    static func control(_ client: PostgresClient, suspender: (any SubscriptionSuspender)? = nil) -> SubscriptionControl {
+        SubscriptionControl(
+            budgets: PostgresBudgetRepository(client: client), subscriptions: PostgresSubscriptionStateRepository(client: client),
+            suspender: suspender ?? Self.suspender(client))
+    }
+
+    /// An evaluator on the PostgreSQL repositories of `client`, leading through a lock session on `location`.
+    static func evaluator(
+        _ client: PostgresClient, location: DatabaseLocation, configuration: BudgetEvaluatorConfiguration = .init(),
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) -> BudgetEvaluator {
+        BudgetEvaluator(
+            budgets: PostgresBudgetRepository(client: client), subscriptions: PostgresSubscriptionStateRepository(client: client),
+            leadership: PostgresLeaderElection(connection: location.connectionConfiguration(), logger: logger), suspender: suspender(client),
+            configuration: configuration, now: now, logger: logger)
+    }
+
+    /// A dispatcher on the PostgreSQL outbox of `client`, woken by LISTEN on `location`.
+    static func dispatcher(
+        _ client: PostgresClient, location: DatabaseLocation, http: HTTPClient, configuration: WebhookDispatcherConfiguration
+    ) -> WebhookDispatcher {
+        WebhookDispatcher(
+            webhooks: PostgresWebhookRepository(client: client), notifications: PostgresChangeNotifications(location: location, logger: logger),
+            http: http, configuration: configuration, logger: logger)
     }
 
     static func httpClient() -> HTTPClient {

@@ -19,9 +19,7 @@ private final class Instance: Sendable {
 
     init(location: DatabaseLocation, configuration: BudgetEvaluatorConfiguration) {
         client = PostgresClient(configuration: location.clientConfiguration(maximumConnections: 4), backgroundLogger: Fixtures.logger)
-        evaluator = BudgetEvaluator(
-            client: client, lockConnection: try! location.lockConnectionConfiguration(),
-            suspender: TollgateSuspender(catalog: CatalogStore(client: client)), configuration: configuration, logger: Fixtures.logger)
+        evaluator = Fixtures.evaluator(client, location: location, configuration: configuration)
     }
 
     func start() {
@@ -66,7 +64,7 @@ private func lockHolderPID(_ client: PostgresClient) async throws -> Int? {
         let location = try await TestDatabase.location()
         try await TestDatabase.withClient { admin in
             try await Fixtures.subscriptions([("team-a", "search", nil)], client: admin)
-            try await BudgetStore(client: admin).upsert(Fixtures.hardBudget, source: "config", logger: Fixtures.logger)
+            try await PostgresBudgetRepository(client: admin).upsert(Fixtures.hardBudget, source: "config", logger: Fixtures.logger)
 
             let first = Instance(location: location, configuration: fastFailover)
             first.start()
@@ -110,21 +108,19 @@ private func lockHolderPID(_ client: PostgresClient) async throws -> Int? {
         try await TestDatabase.withClient { client in
             let arrivals = Arrivals()
             try await Fixtures.withLiveServer(arrivals.router()) { port async throws in
-                try await WebhookStore(client: client).createEndpoint(
+                try await PostgresWebhookRepository(client: client).createEndpoint(
                     url: "http://127.0.0.1:\(port)/hook", secret: .generate(), eventTypes: [.suspended], logger: Fixtures.logger)
                 for i in 0..<rounds {
                     try await Fixtures.subscriptions([("lag-\(i)", nil, nil)], client: client)
-                    try await BudgetStore(client: client).upsert(
+                    try await PostgresBudgetRepository(client: client).upsert(
                         BudgetDefinition(
                             name: "lag-\(i)", scope: .subscription(SubscriptionID("lag-\(i)")), limit: 100,
                             thresholds: [.init(percent: 100, action: .suspend)], forecast: false),
                         source: "config", logger: Fixtures.logger)
                 }
-                let evaluator = BudgetEvaluator(
-                    client: client, lockConnection: try await TestDatabase.location().lockConnectionConfiguration(),
-                    suspender: TollgateSuspender(catalog: CatalogStore(client: client)), logger: Fixtures.logger)
-                let dispatcher = WebhookDispatcher(
-                    client: client, http: http, configuration: .init(targets: .init(allowLoopback: true)), logger: Fixtures.logger)
+                let evaluator = Fixtures.evaluator(client, location: try await TestDatabase.location())
+                let dispatcher = Fixtures.dispatcher(
+                    client, location: try await TestDatabase.location(), http: http, configuration: .init(targets: .init(allowLoopback: true)))
                 var toSuspension: [Duration] = []
                 var toWebhook: [Duration] = []
                 try await Fixtures.running({

@@ -15,7 +15,7 @@ import TollgateTestSupport
             try await Fixtures.subscriptions([("team-a", "search", nil)], client: client)
             let router = Router()
             RulesAdmin.addRoutes(
-                to: router.group("admin/v1"), database: client, suspender: TollgateSuspender(catalog: CatalogStore(client: client)),
+                to: router.group("admin/v1"), rules: RulesRepositories(client: client), suspender: Fixtures.suspender(client),
                 actor: { _, _ in "admin:dana" })
             let app = Application(router: router)
             try await app.test(.router) { http in
@@ -98,18 +98,23 @@ import TollgateTestSupport
     @Test func cliOperationsDescribeWhatTheyDid() async throws {
         try await TestDatabase.withClient { client in
             try await Fixtures.subscriptions([("team-cli", nil, nil)], client: client)
-            let suspended = try await RulesAdmin.suspend(database: client, subscription: "team-cli", reason: "audit", actor: "admin:erin")
+            let suspended = try await RulesAdmin.suspend(
+                rules: RulesRepositories(client: client), subscription: "team-cli", reason: "audit", actor: "admin:erin")
             #expect(RulesAdmin.describe(suspended) == "subscription team-cli: suspended (changed)")
-            let resumed = try await RulesAdmin.resume(database: client, subscription: "team-cli", reason: "done", actor: "admin:erin", increase: nil)
+            let resumed = try await RulesAdmin.resume(
+                rules: RulesRepositories(client: client), subscription: "team-cli", reason: "done", actor: "admin:erin", increase: nil)
             #expect(RulesAdmin.describe(resumed) == "subscription team-cli: active (changed)")
             await #expect(throws: SubscriptionPatchError.invalidIncrease) {
-                try await RulesAdmin.resume(database: client, subscription: "team-cli", reason: "x", actor: "admin:erin", increase: "lots")
+                try await RulesAdmin.resume(
+                    rules: RulesRepositories(client: client), subscription: "team-cli", reason: "x", actor: "admin:erin", increase: "lots")
             }
             let created = try await RulesAdmin.createWebhookEndpoint(
-                database: client, url: "https://hooks.example.com/tollgate", secret: nil, eventTypes: ["budget.exceeded"])
+                webhooks: PostgresWebhookRepository(client: client), url: "https://hooks.example.com/tollgate", secret: nil,
+                eventTypes: ["budget.exceeded"])
             #expect(created.secret.hasPrefix("whsec_"))
             await #expect(throws: RulesAdminError.unknownEventType("budget.exploded")) {
-                try await RulesAdmin.createWebhookEndpoint(database: client, url: "https://x.example", secret: nil, eventTypes: ["budget.exploded"])
+                try await RulesAdmin.createWebhookEndpoint(
+                    webhooks: PostgresWebhookRepository(client: client), url: "https://x.example", secret: nil, eventTypes: ["budget.exploded"])
             }
         }
     }
@@ -119,7 +124,7 @@ import TollgateTestSupport
     @Test func applyLeavesAdminBudgetsAlone() async throws {
         try await TestDatabase.withClient { client in
             try await Fixtures.subscriptions([("team-a", nil, nil)], client: client)
-            let store = BudgetStore(client: client)
+            let store = PostgresBudgetRepository(client: client)
             try await store.put(
                 BudgetSpec(name: "from-admin", scope: "all", limit: 10, thresholds: [.init(percent: 100, action: .alert)]), actor: "admin:gus",
                 logger: Fixtures.logger)

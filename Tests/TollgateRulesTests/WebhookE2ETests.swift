@@ -23,23 +23,21 @@ struct WebhookE2ETests {
             try await Fixtures.subscriptions([("team-a", "search", nil)], client: client)
             var budget = Fixtures.hardBudget
             budget.forecast = true
-            try await BudgetStore(client: client).upsert(budget, source: "config", logger: Fixtures.logger)
-            let endpoint = try await WebhookStore(client: client).createEndpoint(url: url, secret: secret, logger: Fixtures.logger)
+            try await PostgresBudgetRepository(client: client).upsert(budget, source: "config", logger: Fixtures.logger)
+            let endpoint = try await PostgresWebhookRepository(client: client).createEndpoint(url: url, secret: secret, logger: Fixtures.logger)
             let clock = TestClock(utc("2026-11-16T00:00:00Z"))
-            let engine = BudgetEvaluator(
-                client: client, lockConnection: try await TestDatabase.location().lockConnectionConfiguration(),
-                suspender: TollgateSuspender(catalog: CatalogStore(client: client)), now: clock.closure, logger: Fixtures.logger)
+            let engine = Fixtures.evaluator(client, location: try await TestDatabase.location(), now: clock.closure)
             try await Fixtures.usage("team-a", tokens: 600, at: utc("2026-11-15T10:00:00Z"), client: client)
             try await engine.evaluateNow()  // 50 % crossed, forecast 1200 > 1000
             try await Fixtures.usage("team-a", tokens: 400, at: utc("2026-11-15T11:00:00Z"), client: client)
             try await engine.evaluateNow()  // 80 %, 100 %: exceeded, suspended
             clock.set(utc("2026-12-01T00:00:00Z"))
             try await engine.evaluateNow()  // rollover: reactivated
-            let dispatcher = WebhookDispatcher(
-                client: client, http: http, configuration: .init(targets: .init(allowLoopback: true, allowPrivateNetworks: true)),
-                logger: Fixtures.logger)
+            let dispatcher = Fixtures.dispatcher(
+                client, location: try await TestDatabase.location(), http: http,
+                configuration: .init(targets: .init(allowLoopback: true, allowPrivateNetworks: true)))
             #expect(try await dispatcher.deliverDue() == 7)
-            let log = try await WebhookStore(client: client).deliveries(endpoint: endpoint, logger: Fixtures.logger)
+            let log = try await PostgresWebhookRepository(client: client).deliveries(endpoint: endpoint, logger: Fixtures.logger)
             #expect(log.map(\.outcome) == Array(repeating: "delivered", count: 7))
             #expect(Set(log.map(\.eventType)) == Set(WebhookEventType.allCases.map(\.rawValue)))
         }

@@ -9,6 +9,7 @@ import PostgresNIO
 import Testing
 import TollgateCore
 import TollgateRules
+import TollgateStore
 import TollgateTestSupport
 
 #if canImport(Glibc)
@@ -63,19 +64,16 @@ private func enqueue(_ type: WebhookEventType = .suspended, client: PostgresClie
         subscription: "team-a", budget: "team-a-monthly", state: "suspended", reason: "over budget", actor: "rules-engine", adapter: "tollgate",
         resetsAt: "2026-12-01T00:00:00.000Z")
     let message = try WebhookMessage(type: type, occurredAt: utc("2026-11-25T10:00:00Z"), data: payload)
-    let queued = try await client.withTransaction(logger: Fixtures.logger) { tx in
-        try await WebhookOutbox.enqueue(message, on: tx, logger: Fixtures.logger)
-    }
+    let queued = try await PostgresWebhookRepository(client: client).enqueue(message, logger: Fixtures.logger)
     return (message, queued)
 }
 
 private func dispatcher(
     _ client: PostgresClient, http: HTTPClient, targets: WebhookTargetPolicy = .init(allowLoopback: true), retry: RetrySchedule = fastRetries
-) -> WebhookDispatcher {
-    WebhookDispatcher(
-        client: client, http: http,
-        configuration: .init(targets: targets, retry: retry, requestTimeout: .seconds(5), pollInterval: .milliseconds(100)),
-        logger: Fixtures.logger)
+) async throws -> WebhookDispatcher {
+    Fixtures.dispatcher(
+        client, location: try await TestDatabase.location(), http: http,
+        configuration: .init(targets: targets, retry: retry, requestTimeout: .seconds(5), pollInterval: .milliseconds(100)))
 }
 
 @Suite struct WebhookSignatureTests {
@@ -187,7 +185,7 @@ private func dispatcher(
         let http = Fixtures.httpClient()
         try await TestDatabase.withClient { client in
             try await Fixtures.withLiveServer(receiver.router()) { port async throws in
-                let endpoint = try await WebhookStore(client: client).createEndpoint(
+                let endpoint = try await PostgresWebhookRepository(client: client).createEndpoint(
                     url: "http://127.0.0.1:\(port)/hook", secret: try WebhookSecret(testSecret), logger: Fixtures.logger)
                 let (message, queued) = try await enqueue(client: client)
                 #expect(queued == 1)
@@ -202,7 +200,7 @@ private func dispatcher(
                     delivery.signature
                         == independentSignature(secret: testSecret, id: delivery.id, timestamp: delivery.timestamp, body: delivery.body))
                 #expect(abs((Int(delivery.timestamp) ?? 0) - Int(Date().timeIntervalSince1970)) < 30)
-                let log = try await WebhookStore(client: client).deliveries(endpoint: endpoint, logger: Fixtures.logger)
+                let log = try await PostgresWebhookRepository(client: client).deliveries(endpoint: endpoint, logger: Fixtures.logger)
                 #expect(log.map(\.outcome) == ["delivered"])
                 #expect(log.first?.httpStatus == 204)
                 #expect(try await dispatcher(client, http: http).deliverDue() == 0)  // nothing left
@@ -230,19 +228,19 @@ private func dispatcher(
         let http = Fixtures.httpClient()
         try await TestDatabase.withClient { client in
             try await Fixtures.withLiveServer(receiver.router()) { port async throws in
-                let endpoint = try await WebhookStore(client: client).createEndpoint(
+                let endpoint = try await PostgresWebhookRepository(client: client).createEndpoint(
                     url: "http://127.0.0.1:\(port)/hook", secret: try WebhookSecret(testSecret), logger: Fixtures.logger)
-                let service = dispatcher(client, http: http)
+                let service = try await dispatcher(client, http: http)
                 try await Fixtures.running({ try await service.run() }) { () async throws in
                     let (message, _) = try await enqueue(client: client)
                     #expect(try await Fixtures.eventually { await receiver.deliveries.count == 4 })
                     #expect(await receiver.deliveries.map(\.id) == Array(repeating: message.id, count: 4))
                     #expect(
                         try await Fixtures.eventually {
-                            try await WebhookStore(client: client).deliveries(endpoint: endpoint, logger: Fixtures.logger).count == 4
+                            try await PostgresWebhookRepository(client: client).deliveries(endpoint: endpoint, logger: Fixtures.logger).count == 4
                         })
                 }
-                let log = try await WebhookStore(client: client).deliveries(endpoint: endpoint, logger: Fixtures.logger)
+                let log = try await PostgresWebhookRepository(client: client).deliveries(endpoint: endpoint, logger: Fixtures.logger)
                 #expect(log.map(\.outcome) == ["delivered", "retrying", "retrying", "retrying"])  // newest first
                 #expect(log.map(\.attempt) == [4, 3, 2, 1])
                 #expect(log.map(\.httpStatus) == [204, 502, 500, 503])
@@ -260,7 +258,7 @@ private func dispatcher(
         let http = Fixtures.httpClient()
         try await TestDatabase.withClient { client in
             try await Fixtures.withLiveServer(receiver.router()) { port async throws in
-                let store = WebhookStore(client: client)
+                let store = PostgresWebhookRepository(client: client)
                 let endpoint = try await store.createEndpoint(
                     url: "http://127.0.0.1:\(port)/hook", secret: try WebhookSecret(testSecret), eventTypes: [.exceeded], logger: Fixtures.logger)
                 #expect(try await enqueue(.suspended, client: client).1 == 0)  // not a type it subscribed to
@@ -283,11 +281,11 @@ private func dispatcher(
         let http = Fixtures.httpClient()
         try await TestDatabase.withClient { client in
             try await Fixtures.withLiveServer(receiver.router()) { port async throws in
-                let endpoint = try await WebhookStore(client: client).createEndpoint(
+                let endpoint = try await PostgresWebhookRepository(client: client).createEndpoint(
                     url: "http://127.0.0.1:\(port)/hook", secret: try WebhookSecret(testSecret), logger: Fixtures.logger)
                 let (message, _) = try await enqueue(client: client)
                 // The first instance tries once, the receiver is down, the attempt is recorded, and the instance stops.
-                let store = WebhookStore(client: client)
+                let store = PostgresWebhookRepository(client: client)
                 // Its retry would come after a second, long after it has stopped: the retry is the new instance's.
                 let slowRetry = RetrySchedule(initial: .seconds(1), factor: 2, maximum: .seconds(1), giveUpAfter: .seconds(60))
                 try await Fixtures.running({ try await dispatcher(client, http: http, retry: slowRetry).run() }) { () async throws in
@@ -320,11 +318,11 @@ private func dispatcher(
         let http = Fixtures.httpClient()
         try await TestDatabase.withClient { client in
             try await Fixtures.withLiveServer(receiver.router()) { port async throws in
-                let endpoint = try await WebhookStore(client: client).createEndpoint(
+                let endpoint = try await PostgresWebhookRepository(client: client).createEndpoint(
                     url: "http://127.0.0.1:\(port)/internal", secret: try WebhookSecret(testSecret), logger: Fixtures.logger)
                 _ = try await enqueue(client: client)
                 #expect(try await dispatcher(client, http: http, targets: .publicOnly).deliverDue() == 1)
-                let log = try await WebhookStore(client: client).deliveries(endpoint: endpoint, logger: Fixtures.logger)
+                let log = try await PostgresWebhookRepository(client: client).deliveries(endpoint: endpoint, logger: Fixtures.logger)
                 #expect(log.map(\.outcome) == ["failed"])
                 #expect(log.first?.error == "webhook host 127.0.0.1 resolves to a loopback address, which the configuration does not allow")
             }

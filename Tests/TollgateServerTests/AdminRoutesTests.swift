@@ -6,6 +6,7 @@ import Logging
 import Synchronization
 import Testing
 import TollgateCore
+import TollgateRules
 import TollgateServer
 import TollgateStore
 import TollgateStoreMemory
@@ -21,16 +22,8 @@ struct AdminRoutesTests {
         products: [ProductSpec(name: "standard")],
         subscriptions: [SubscriptionSpec(id: "sub-a", displayName: "A", team: "search", costCenter: "CC-1", product: "standard")])
 
-    /// Budget names the policy applier saw, and what it was asked to apply.
-    final class RecordingBudgets: ConfiguredBudgets {
-        let applied = Mutex<[[BudgetDefinition]]>([])
-        func budgetNames(logger: Logger) async throws -> Set<String> { [] }
-        func applyConfigured(_ budgets: [BudgetDefinition], logger: Logger) async throws { applied.withLock { $0.append(budgets) } }
-    }
-
     final class Fixture: Sendable {
         let store: InMemoryStore
-        let budgets = RecordingBudgets()
         /// How often the admin API asked for the catalog cache to be reloaded.
         let refreshes = Atomic<Int>(0)
 
@@ -42,9 +35,9 @@ struct AdminRoutesTests {
         func application() -> some ApplicationProtocol {
             let router = Router(context: BasicRequestContext.self)
             AdminAPI(
-                token: Secret(AdminRoutesTests.token), repositories: store.repositories, budgets: budgets,
-                refreshCatalog: { self.refreshes.add(1, ordering: .relaxed) }, rulesRoutes: { _ in },
-                now: { Date(iso8601: "2026-11-15T12:00:00Z")! }
+                token: Secret(AdminRoutesTests.token), repositories: store.repositories,
+                suspender: TollgateSuspender(subscriptions: store.rules.subscriptionStates),
+                refreshCatalog: { self.refreshes.add(1, ordering: .relaxed) }, now: { Date(iso8601: "2026-11-15T12:00:00Z")! }
             ).register(on: router)
             return Application(router: router)
         }
@@ -137,6 +130,13 @@ struct AdminRoutesTests {
                 team: search
               - id: sub-new
                 team: billing
+            budgets:
+              - name: billing-monthly
+                scope: team
+                target: billing
+                limit: 1000000
+                thresholds:
+                  - { percent: 100, action: alert }
             """
         try await fixture.application().test(.router) { client in
             try await client.execute(uri: "/admin/v1/apply?dry_run=true", method: .post, headers: Self.auth, body: ByteBuffer(string: yaml)) { response in
@@ -144,14 +144,15 @@ struct AdminRoutesTests {
                 let body = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
                 #expect(body?["applied"] as? Bool == false)
                 #expect((body?["changes"] as? [String])?.contains("+ subscription sub-new") == true)
+                #expect((body?["changes"] as? [String])?.contains("+ budget billing-monthly") == true)
             }
             #expect(try await fixture.store.catalog.snapshot(logger: Logger(label: "test")).subscriptions["sub-new"] == nil)
-            #expect(fixture.budgets.applied.withLock { $0.isEmpty })
+            #expect(try await fixture.store.rules.budgets.all(logger: Logger(label: "test")).isEmpty)
             try await client.execute(uri: "/admin/v1/apply", method: .post, headers: Self.auth, body: ByteBuffer(string: yaml)) { response in
                 #expect(response.status == .ok)
             }
             #expect(try await fixture.store.catalog.snapshot(logger: Logger(label: "test")).subscriptions["sub-new"]?.team == "billing")
-            #expect(fixture.budgets.applied.withLock { $0.count } == 1)
+            #expect(try await fixture.store.rules.budgets.all(logger: Logger(label: "test")).map(\.name) == ["billing-monthly"])
             let bad = "subscriptions:\n  - id: sub-x\n    state: sleeping\n"
             try await client.execute(uri: "/admin/v1/apply", method: .post, headers: Self.auth, body: ByteBuffer(string: bad)) { response in
                 #expect(response.status == .unprocessableContent)

@@ -5,7 +5,6 @@ import HummingbirdTesting
 import PostgresNIO
 import Testing
 import TollgateCore
-import TollgateRules
 import TollgateServer
 import TollgateStore
 import TollgateTestSupport
@@ -38,7 +37,7 @@ import TollgateTestSupport
         #expect(price.cachedInputPerMillion == Decimal(string: "1.25")!)
         #expect(price.effectiveFrom == Date(iso8601: "2026-10-01T00:00:00Z"))
         try await TestDatabase.withClient { client in
-            let policy = PolicyApplier(repositories: .postgres(client: client), budgets: BudgetStore(client: client))
+            let policy = PolicyApplier(repositories: .postgres(client: client))
             try await policy.apply(document, logger: TestDatabase.logger)
             try await policy.apply(document, logger: TestDatabase.logger)  // again: nothing new
             #expect(try await policy.plan(document, logger: TestDatabase.logger).isEmpty)

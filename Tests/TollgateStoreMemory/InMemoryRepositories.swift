@@ -11,6 +11,8 @@ public struct InMemoryStore: Sendable {
     public let prices: InMemoryPriceRepository
     public let commitments: InMemoryCommitmentRepository
     public let usage: InMemoryUsage
+    /// Budgets, subscription states and webhooks.
+    public let rules: InMemoryRulesStore
 
     public init(catalog: CatalogSnapshot = CatalogSnapshot(), usage: InMemoryUsage = InMemoryUsage(), now: @escaping @Sendable () -> Date = { Date() }) {
         self.catalog = InMemoryCatalogRepository(catalog)
@@ -19,11 +21,12 @@ public struct InMemoryStore: Sendable {
         self.prices = InMemoryPriceRepository(periods: periods)
         self.commitments = InMemoryCommitmentRepository(periods: periods)
         self.usage = usage
+        self.rules = InMemoryRulesStore(now: now)
     }
 
     public var repositories: Repositories {
         Repositories(
             catalog: catalog, keys: keys, prices: prices, commitments: commitments, periods: periods, chargeback: usage,
-            usageSummaries: usage, usageIngest: usage)
+            usageSummaries: usage, usageIngest: usage, rules: rules.rules)
     }
 }

@@ -13,11 +13,13 @@ public struct Repositories: Sendable {
     public var chargeback: any ChargebackFactsSource
     public var usageSummaries: any UsageSummaryRepository
     public var usageIngest: any UsageIngestRepository
+    /// Budgets, subscription states and webhooks: the rules engine's repositories.
+    public var rules: RulesRepositories
 
     public init(
         catalog: any CatalogRepository, keys: any KeyRepository, prices: any PriceRepository, commitments: any CommitmentRepository,
         periods: any PeriodRepository, chargeback: any ChargebackFactsSource, usageSummaries: any UsageSummaryRepository,
-        usageIngest: any UsageIngestRepository
+        usageIngest: any UsageIngestRepository, rules: RulesRepositories
     ) {
         self.catalog = catalog
         self.keys = keys
@@ -27,6 +29,7 @@ public struct Repositories: Sendable {
         self.chargeback = chargeback
         self.usageSummaries = usageSummaries
         self.usageIngest = usageIngest
+        self.rules = rules
     }
 }
 
@@ -54,6 +57,7 @@ extension Repositories {
         Repositories(
             catalog: CatalogStore(client: client), keys: KeyStore(client: client), prices: PriceStore(client: client),
             commitments: PTUStore(client: client), periods: PeriodStore(client: client), chargeback: ChargebackStore(client: client),
-            usageSummaries: PostgresUsageSummaries(client: client), usageIngest: PostgresUsageIngest(client: client))
+            usageSummaries: PostgresUsageSummaries(client: client), usageIngest: PostgresUsageIngest(client: client),
+            rules: RulesRepositories(client: client))
     }
 }

@@ -5,7 +5,7 @@ struct QueryAbandoned: Error {}
 
 /// Waits for `operation` for at most `timeout`, then throws `QueryAbandoned` and leaves it behind.
 ///
-/// For the rules engine's lock session, which can die under a query (a network cut, `pg_terminate_backend`): a request
+/// For the leader lock session, which can die under a query (a network cut, `pg_terminate_backend`): a request
 /// that postgres-nio writes to a connection just as it closes is never answered, and that wait ignores cancellation, so
 /// a heartbeat awaited in place would hold the evaluator forever, still believing it leads. An abandoned wait ends
 /// with the process; it holds a few hundred bytes.
