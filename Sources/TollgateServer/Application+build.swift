@@ -50,7 +50,7 @@ public func buildApplication(
             }
             let snapshot = try await CatalogStore(client: client).snapshot(logger: logger)
             // Period quotas count what other instances served from the first request on, not from the first refresh.
-            try await limiter.refreshQuotas(catalog: snapshot, client: client, logger: logger)
+            try await limiter.refresh(catalog: snapshot, from: LimitSources(quotaUsage: PostgresQuotaUsageRepository(client: client)), logger: logger)
             return snapshot
         }
     } catch {
@@ -58,7 +58,8 @@ public func buildApplication(
         throw error
     }
 
-    let postgres = PostgresClient(configuration: database.clientConfiguration(maximumConnections: configuration.databaseConnections), backgroundLogger: logger)
+    let postgresDatabase = PostgresDatabase(location: database, maximumConnections: configuration.databaseConnections, logger: logger)
+    let postgres = postgresDatabase.client
     catalogStore = CatalogStore(client: postgres)
     let catalog = GatewayCatalog(store: catalogStore, logger: logger)
     catalog.replace(with: initialCatalog)
@@ -114,9 +115,9 @@ public func buildApplication(
     if let cluster = resolution.startedCluster { app.addServices(EmbeddedPostgresService(cluster: cluster, logger: logger)) }
     // The rules engine's services come after the pool and the writer, so they stop first.
     app.addServices(
-        postgres, upstream, HTTPClientService(client: http), writer,
-        CatalogRefresher(catalog: catalog, database: database, interval: configuration.catalogRefreshInterval, logger: logger),
-        QuotaRefresher(limiter: limiter, catalog: catalog, client: postgres, logger: logger),
+        postgresDatabase, upstream, HTTPClientService(client: http), writer,
+        CatalogRefresher(catalog: catalog, notifications: postgresDatabase.notifications, interval: configuration.catalogRefreshInterval, logger: logger),
+        LimitRefresher(limiter: limiter, catalog: catalog, sources: LimitSources(quotaUsage: postgresDatabase.quotaUsage), logger: logger),
         evaluator, dispatcher)
     return (app, TollgateRuntime(database: database, catalog: catalog, writer: writer, postgres: postgres, adminToken: adminToken))
 }
