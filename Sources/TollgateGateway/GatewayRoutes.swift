@@ -28,6 +28,14 @@ public struct GatewayRoutes: Sendable {
         catalog: GatewayCatalog, writer: UsageWriter, upstream: UpstreamClients, limiter: TokenLimiter, configuration: GatewayConfiguration,
         logger: Logger
     ) {
+        self.init(catalog: catalog, recorder: writer, upstream: upstream, limiter: limiter, configuration: configuration, logger: logger)
+    }
+
+    /// With usage handed to `recorder` (tests record it in memory).
+    init(
+        catalog: GatewayCatalog, recorder writer: any UsageRecorder, upstream: UpstreamClients, limiter: TokenLimiter,
+        configuration: GatewayConfiguration, logger: Logger
+    ) {
         self.catalog = catalog
         self.upstream = upstream
         self.configuration = configuration

@@ -55,7 +55,7 @@ struct ProxyRequest {
         self.requestID = UUIDv7.make(at: startedAt)
     }
 
-    /// A value an earlier step must have set; a 500 (logged) when the pipeline's order is wrong.
+    /// A value an earlier step must have set; a 500 `internal_error` when the pipeline's order is wrong.
     func required<Value>(_ value: Value?) throws(GatewayError) -> Value {
         guard let value else { throw GatewayError.internalError(requestID: requestID.lowercasedString) }
         return value
