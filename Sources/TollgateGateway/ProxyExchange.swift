@@ -22,18 +22,12 @@ final class ProxyExchange: UpstreamBodyConsumer, @unchecked Sendable {
     let connection: GatewayChannelHandler
     let eventLoop: any EventLoop
 
-    private enum State {
-        case deciding
-        case awaitingReply
-        case streaming(status: Int, SSEStreamMeter, UpstreamStream?)
-        case done
-    }
-    private var state = State.deciding
+    /// Where the reply stands; the exchange performs what it says.
+    private var machine = ProxyExchangeStateMachine()
     /// The request as the pipeline's steps have decided it.
     private var request: ProxyRequest
-    private var clientPresent = true
-    /// Reading from the upstream is paused until the client's connection drains.
-    private var pausedForClient = false
+    /// The upstream's stream while one passes (paused, resumed and abandoned as the machine says).
+    private var upstreamStream: UpstreamStream?
 
     init(call: ProxyCall, body: ByteBuffer, gateway: GatewayRoutes, connection: GatewayChannelHandler, eventLoop: any EventLoop) {
         self.call = call
@@ -69,7 +63,6 @@ final class ProxyExchange: UpstreamBodyConsumer, @unchecked Sendable {
             answer(GatewayError.internalError(requestID: request.requestID.lowercasedString).reply)
             return
         }
-        state = .awaitingReply
         switch forwarding {
         case .local(let reply, let delay):
             if delay > 0 {
@@ -106,13 +99,14 @@ final class ProxyExchange: UpstreamBodyConsumer, @unchecked Sendable {
             return
         }
         // An event stream: pass it on as it comes, event by event.
-        state = .streaming(status: status, makeMeter(choice), response.stream)
-        guard clientPresent else {
+        upstreamStream = response.stream
+        switch machine.streamStarted(status: status, meter: makeMeter(choice), pausable: response.stream != nil) {
+        case .writeHead:
+            connection.write(.head(head), flush: true)
+        case .abandon:
             response.stream?.abandon()
-            finishStream(error: nil)
-            return
+            finish(machine.streamEnded(error: nil))
         }
-        connection.write(.head(head), flush: true)
     }
 
     private func upstreamFailed(_ error: any Error, choice: BackendChoice) {
@@ -134,8 +128,10 @@ final class ProxyExchange: UpstreamBodyConsumer, @unchecked Sendable {
             replied(status: Int(head.status.code), .whole(body))
             answer((head, body))
         case .stream(let head, let events):
-            state = .streaming(status: Int(head.status.code), makeMeter(choice), nil)
-            connection.write(.head(head), flush: false)
+            // Metered whole even if the client has gone: the events are all here.
+            if machine.streamStarted(status: Int(head.status.code), meter: makeMeter(choice), pausable: false) == .writeHead {
+                connection.write(.head(head), flush: false)
+            }
             for event in events { upstreamBody(event) }
             upstreamEnded(nil)
         }
@@ -156,15 +152,15 @@ final class ProxyExchange: UpstreamBodyConsumer, @unchecked Sendable {
         var head = reply.0
         let body = reply.1
         head.headerFields[.contentLength] = String(body.readableBytes)
-        state = .done
-        guard clientPresent else {
+        switch machine.answer(close: close) {
+        case .closeUnwritten:
             connection.exchangeFinished(self, close: true)
-            return
+        case .write(let close):
+            connection.write(.head(head), flush: false)
+            if body.readableBytes > 0 { connection.write(.body(body), flush: false) }
+            connection.write(.end(nil), flush: true)
+            connection.exchangeFinished(self, close: close)
         }
-        connection.write(.head(head), flush: false)
-        if body.readableBytes > 0 { connection.write(.body(body), flush: false) }
-        connection.write(.end(nil), flush: true)
-        connection.exchangeFinished(self, close: close)
     }
 
     // MARK: - Streamed bodies (UpstreamBodyConsumer)
@@ -174,16 +170,9 @@ final class ProxyExchange: UpstreamBodyConsumer, @unchecked Sendable {
             eventLoop.execute { self.upstreamBody(buffer) }
             return
         }
-        guard case .streaming(let status, var meter, let stream) = state else { return }
-        state = .done  // let `meter` be uniquely referenced while it changes
-        let out = meter.consume(buffer.readableBytesView)
-        state = .streaming(status: status, meter, stream)
-        guard clientPresent, !out.isEmpty else { return }
+        guard let out = machine.upstreamBody(buffer.readableBytesView) else { return }
         connection.write(.body(ByteBuffer(bytes: out)), flush: true)
-        if !connection.isWritable, let stream, !pausedForClient {
-            pausedForClient = true
-            stream.pause()
-        }
+        if machine.wroteToClient(clientWritable: connection.isWritable) { upstreamStream?.pause() }
     }
 
     func upstreamEnded(_ error: UpstreamClientError?) {
@@ -191,43 +180,40 @@ final class ProxyExchange: UpstreamBodyConsumer, @unchecked Sendable {
             eventLoop.execute { self.upstreamEnded(error) }
             return
         }
-        finishStream(error: error)
+        finish(machine.streamEnded(error: error))
     }
 
-    private func finishStream(error: UpstreamClientError?) {
-        guard case .streaming(let status, var meter, _) = state else { return }
-        state = .done
-        let rest = meter.finish()
-        replied(status: status, .stream(meter))
-        guard clientPresent else {
+    /// Meters an ended stream, then ends the reply as the machine says.
+    private func finish(_ finished: ProxyExchangeStateMachine.StreamFinish?) {
+        guard let finished else { return }
+        upstreamStream = nil
+        replied(status: finished.status, .stream(finished.meter))
+        switch finished.end {
+        case .closeUnwritten:
             connection.exchangeFinished(self, close: true)
-            return
-        }
-        if let error {
-            logger.info("Stream ended early", metadata: request.logMetadata(["error": "\(error)", "stream.content_events": "\(meter.contentEvents)"]))
+        case .cutShort(let error):
+            logger.info("Stream ended early", metadata: request.logMetadata(["error": "\(error)", "stream.content_events": "\(finished.meter.contentEvents)"]))
             connection.exchangeFinished(self, close: true)
-            return
+        case .complete(let rest):
+            if !rest.isEmpty { connection.write(.body(ByteBuffer(bytes: rest)), flush: false) }
+            connection.write(.end(nil), flush: true)
+            connection.exchangeFinished(self, close: false)
         }
-        if !rest.isEmpty { connection.write(.body(ByteBuffer(bytes: rest)), flush: false) }
-        connection.write(.end(nil), flush: true)
-        connection.exchangeFinished(self, close: false)
     }
 
     // MARK: - The client's connection
 
     func clientWritable() {
-        guard pausedForClient, case .streaming(_, _, let stream) = state else { return }
-        pausedForClient = false
-        stream?.resume()
+        if machine.clientWritable() { upstreamStream?.resume() }
     }
 
     /// The client went away. A reply still awaited is recorded when it comes (the upstream bills it all the same); a
     /// stream is abandoned and recorded with what passed.
     func clientGone() {
-        clientPresent = false
-        guard case .streaming(_, let meter, let stream) = state else { return }
+        let stream = upstreamStream
+        guard let finished = machine.clientGone() else { return }
         stream?.abandon()
-        logger.info("Stream ended early", metadata: request.logMetadata(["error": "client went away", "stream.content_events": "\(meter.contentEvents)"]))
-        finishStream(error: nil)
+        logger.info("Stream ended early", metadata: request.logMetadata(["error": "client went away", "stream.content_events": "\(finished.meter.contentEvents)"]))
+        finish(finished)
     }
 }
