@@ -51,6 +51,10 @@ final class ProxyExchange: UpstreamBodyConsumer, @unchecked Sendable {
         case .forward:
             forward()
         case .refused(let error):
+            if error.status == .internalServerError {
+                // Only a pipeline whose steps are out of order refuses this way (`ProxyRequest.required`).
+                logger.error("Pipeline step ran before the step it depends on", metadata: request.logMetadata())
+            }
             answer(error.reply)
         case .suspended(let resumeAt, let work):
             // A step needs I/O first (a catalog reload for an unknown key): rare, and off the fast path.
