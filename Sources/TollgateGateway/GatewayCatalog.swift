@@ -1,22 +1,21 @@
 import Foundation
 import Logging
-import PostgresNIO
 import ServiceLifecycle
 import Synchronization
 import TollgateCore
 import TollgateStore
 
-/// Each instance's in-memory copy of routes, subscriptions and keys. Requests read it without touching PostgreSQL,
+/// Each instance's in-memory copy of routes, subscriptions and keys. Requests read it without touching the database,
 /// so the gateway keeps serving known keys while the database is down.
 public final class GatewayCatalog: Sendable {
     private let state = Mutex(CatalogSnapshot())
     private let refreshing = Mutex<Task<Void, Never>?>(nil)
-    let store: CatalogStore
+    let store: any CatalogSnapshotRepository
     let logger: Logger
     /// How soon after the last load an unknown key may trigger another (bounds the database load bad keys can cause).
     let missRefreshInterval: Duration
 
-    public init(store: CatalogStore, logger: Logger, missRefreshInterval: Duration = .seconds(1)) {
+    public init(store: any CatalogSnapshotRepository, logger: Logger, missRefreshInterval: Duration = .seconds(1)) {
         self.store = store
         self.logger = logger
         self.missRefreshInterval = missRefreshInterval
@@ -26,7 +25,7 @@ public final class GatewayCatalog: Sendable {
 
     public var isLoaded: Bool { state.withLock { $0.loadedAt != .distantPast } }
 
-    /// Reloads from PostgreSQL. Concurrent callers share a load, but only one that started after they called: a load
+    /// Reloads from the repository. Concurrent callers share a load, but only one that started after they called: a load
     /// already running may have read the database before the caller's change committed.
     public func refresh() async {
         let previous = refreshing.withLock { $0 }
@@ -72,17 +71,17 @@ public final class GatewayCatalog: Sendable {
     }
 }
 
-/// Keeps the catalog current: a LISTEN on `tollgate_catalog` (every change to keys, subscriptions and backends
-/// notifies it) and a periodic reload as the safety net.
+/// Keeps the catalog current: a watch on `NotificationChannel.catalog` (every change to keys, subscriptions and backends
+/// notifies it) and a periodic reload as the safety net, since a notification can be lost while the listener reconnects.
 public struct CatalogRefresher: Service {
     let catalog: GatewayCatalog
-    let database: DatabaseLocation
+    let notifications: any ChangeNotifications
     let interval: Duration
     let logger: Logger
 
-    public init(catalog: GatewayCatalog, database: DatabaseLocation, interval: Duration = .seconds(30), logger: Logger) {
+    public init(catalog: GatewayCatalog, notifications: any ChangeNotifications, interval: Duration = .seconds(30), logger: Logger) {
         self.catalog = catalog
-        self.database = database
+        self.notifications = notifications
         self.interval = interval
         self.logger = logger
     }
@@ -95,29 +94,10 @@ public struct CatalogRefresher: Service {
                     await catalog.refresh()
                 }
             }
-            group.addTask { await listen() }
+            // `watch` also reloads each time listening (re)starts: whatever changed while nobody listened.
+            group.addTask { await notifications.watch(.catalog) { await catalog.refresh() } }
             try? await gracefulShutdown()
             group.cancelAll()
-        }
-    }
-
-    private func listen() async {
-        var attempt = 0
-        while !Task.isCancelled {
-            do {
-                let connection = try await PostgresConnection.connect(
-                    configuration: database.connectionConfiguration(), id: 1, logger: logger)
-                defer { Task { try? await connection.close() } }
-                let notifications = try await connection.listen(NotificationChannel.catalog.name)
-                attempt = 0
-                await catalog.refresh()  // whatever changed while we were not listening
-                for try await _ in notifications { await catalog.refresh() }
-            } catch {
-                if Task.isCancelled { return }
-                attempt += 1
-                logger.debug("Catalog listener reconnecting", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: .milliseconds(min(5_000, 200 * attempt)))
-            }
         }
     }
 }

@@ -186,10 +186,10 @@ final class GatewayChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
             case .passing:
                 pass(part, context: context)
             case .collecting(let call, let body):
-                let exchange = ProxyExchange(call: call, gateway: gateway, connection: self, eventLoop: context.eventLoop)
+                let exchange = ProxyExchange(call: call, body: body, gateway: gateway, connection: self, eventLoop: context.eventLoop)
                 self.exchange = exchange
                 inbound = .betweenRequests
-                exchange.start(body: body)
+                exchange.start()
                 return true
             case .discarding, .betweenRequests:
                 break
@@ -212,7 +212,7 @@ final class GatewayChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func answerAtOnce(_ reply: (HTTPResponse, ByteBuffer), call: ProxyCall, close: Bool = false, context: ChannelHandlerContext) {
-        let exchange = ProxyExchange(call: call, gateway: gateway, connection: self, eventLoop: context.eventLoop)
+        let exchange = ProxyExchange(call: call, body: ByteBuffer(), gateway: gateway, connection: self, eventLoop: context.eventLoop)
         self.exchange = exchange
         exchange.answer(reply, close: close)
     }

@@ -6,8 +6,9 @@ import NIOHTTP1
 import NIOHTTPTypes
 import TollgateCore
 
-/// One proxied request, from its complete body to the end of its reply, on the client connection's event loop:
-/// authenticate, plan, forward (or ask the mock backend), meter the reply, and write it to the client.
+/// One proxied request, from its complete body to the end of its reply, on the client connection's event loop: runs the
+/// gateway's pipeline of steps (`GatewayPipeline`), carries out the forwarding they decided (upstream, or a reply the
+/// gateway makes itself), runs the after-reply work they registered, and writes the reply to the client. It names no step.
 ///
 /// Usage is spooled before the client sees the end of a reply, so an acknowledged request is never lost. A streamed
 /// reply cut short (client gone, upstream broken off) is recorded with what passed, and the client's connection is
@@ -21,141 +22,133 @@ final class ProxyExchange: UpstreamBodyConsumer, @unchecked Sendable {
     let connection: GatewayChannelHandler
     let eventLoop: any EventLoop
 
-    private enum State {
-        case planning
-        case awaitingUpstream(GatewayRoutes.Plan)
-        case streaming(GatewayRoutes.Plan, status: Int, SSEStreamMeter, UpstreamStream?)
-        case done
-    }
-    private var state = State.planning
-    private var clientPresent = true
-    /// Reading from the upstream is paused until the client's connection drains.
-    private var pausedForClient = false
+    /// Where the reply stands; the exchange performs what it says.
+    private var machine = ProxyExchangeStateMachine()
+    /// The request as the pipeline's steps have decided it.
+    private var request: ProxyRequest
+    /// The upstream's stream while one passes (paused, resumed and abandoned as the machine says).
+    private var upstreamStream: UpstreamStream?
 
-    init(call: ProxyCall, gateway: GatewayRoutes, connection: GatewayChannelHandler, eventLoop: any EventLoop) {
+    init(call: ProxyCall, body: ByteBuffer, gateway: GatewayRoutes, connection: GatewayChannelHandler, eventLoop: any EventLoop) {
         self.call = call
         self.gateway = gateway
         self.connection = connection
         self.eventLoop = eventLoop
+        self.request = ProxyRequest(call: call, body: body)
     }
 
     private var logger: Logger { gateway.logger }
 
     // MARK: - Request
 
-    func start(body: ByteBuffer) {
-        let startedAt = Date()
-        let requestID = UUIDv7.make(at: startedAt)
+    func start() {
         logger.debug("Proxying", metadata: ["http.method": "\(call.head.method.rawValue)", "http.path": "\(call.head.path ?? "")"])
-        do throws(GatewayError) {
-            guard let caller = try gateway.authenticateNow(call.head.headerFields) else {
-                // An unknown key while the catalog is not fresh: reload it once, then decide (rare; off the fast path).
-                let gateway = self.gateway
-                let headers = call.head.headerFields
-                eventLoop.makeFutureWithTask { () async -> Result<GatewayRoutes.Caller, GatewayError> in
-                    do throws(GatewayError) { return .success(try await gateway.authenticate(headers)) } catch { return .failure(error) }
-                }.whenSuccess { result in
-                    switch result {
-                    case .success(let caller): self.proceed(caller: caller, body: body, requestID: requestID, startedAt: startedAt)
-                    case .failure(let error): self.answer(error.reply)
-                    }
-                }
-                return
+        advance(from: 0)
+    }
+
+    private func advance(from step: Int) {
+        switch gateway.pipeline.run(&request, from: step) {
+        case .forward:
+            forward()
+        case .refused(let error):
+            if error.status == .internalServerError {
+                // Only a pipeline whose steps are out of order refuses this way (`ProxyRequest.required`).
+                logger.error("Pipeline step ran before the step it depends on", metadata: request.logMetadata())
             }
-            proceed(caller: caller, body: body, requestID: requestID, startedAt: startedAt)
-        } catch {
             answer(error.reply)
+        case .suspended(let resumeAt, let work):
+            // A step needs I/O first (a catalog reload for an unknown key): rare, and off the fast path.
+            eventLoop.makeFutureWithTask { await work() }.whenSuccess { _ in self.advance(from: resumeAt) }
         }
     }
 
-    private func proceed(caller: GatewayRoutes.Caller, body: ByteBuffer, requestID: UUID, startedAt: Date) {
-        let plan: GatewayRoutes.Plan
-        do throws(GatewayError) {
-            plan = try gateway.plan(call, caller: caller, body: body, requestID: requestID, startedAt: startedAt)
-        } catch {
-            answer(error.reply)
+    private func forward() {
+        guard let choice = request.choice, let forwarding = request.forwarding else {
+            answer(GatewayError.internalError(requestID: request.requestID.lowercasedString).reply)
             return
         }
-        state = .awaitingUpstream(plan)
-        if plan.backend.kind == .mock {
-            let latency = plan.backend.mockLatencyMilliseconds
-            if latency > 0 {
-                eventLoop.scheduleTask(in: .milliseconds(Int64(latency))) { self.answerFromMock(plan) }
+        switch forwarding {
+        case .local(let reply, let delay):
+            if delay > 0 {
+                eventLoop.scheduleTask(in: .milliseconds(Int64(delay))) { self.answerLocally(reply, choice: choice) }
             } else {
-                answerFromMock(plan)
+                answerLocally(reply, choice: choice)
             }
-            return
-        }
-        let target: UpstreamTarget
-        let headers: HTTPHeaders
-        do throws(GatewayError) {
-            (target, headers) = try gateway.upstreamRequest(plan, call: call)
-        } catch {
-            answer(error.reply)
-            return
-        }
-        // A streamed request's reply that is not an event stream (an error, or an upstream that ignored `stream`) is
-        // read whole, then answered and metered like a non-streamed one.
-        let limit = gateway.configuration.maximumResponseBytes
-        let reply: UpstreamClients.ReplyMode = plan.metering.streamed ? .stream(self, otherwiseCollectUpTo: limit) : .collect(limit: limit)
-        // The read timeout bounds each wait for bytes; a reply that keeps trickling in is not cut off.
-        gateway.upstream.execute(
-            target, headers: headers, body: plan.body, connectTimeoutSeconds: plan.backend.connectTimeoutSeconds,
-            readTimeoutSeconds: plan.backend.readTimeoutSeconds, reply: reply, on: eventLoop
-        ).whenComplete { result in
-            switch result {
-            case .success(let response): self.upstreamReplied(response, plan: plan)
-            case .failure(let error): self.upstreamFailed(error, plan: plan)
+        case .upstream(let target, let headers, let body):
+            // A streamed request's reply that is not an event stream (an error, or an upstream that ignored `stream`) is
+            // read whole, then answered and metered like a non-streamed one.
+            let limit = gateway.configuration.maximumResponseBytes
+            let reply: UpstreamClients.ReplyMode = choice.streamed ? .stream(self, otherwiseCollectUpTo: limit) : .collect(limit: limit)
+            // The read timeout bounds each wait for bytes; a reply that keeps trickling in is not cut off.
+            gateway.upstream.execute(
+                target, headers: headers, body: body, connectTimeoutSeconds: choice.backend.connectTimeoutSeconds,
+                readTimeoutSeconds: choice.backend.readTimeoutSeconds, reply: reply, on: eventLoop
+            ).whenComplete { result in
+                switch result {
+                case .success(let response): self.upstreamReplied(response, choice: choice)
+                case .failure(let error): self.upstreamFailed(error, choice: choice)
+                }
             }
         }
     }
 
     // MARK: - Reply
 
-    private func upstreamReplied(_ response: UpstreamResponse, plan: GatewayRoutes.Plan) {
-        let head = GatewayRoutes.clientHead(for: response, requestID: plan.metering.requestID)
+    private func upstreamReplied(_ response: UpstreamResponse, choice: BackendChoice) {
+        let head = GatewayRoutes.clientHead(for: response, requestID: request.requestID)
         let status = Int(response.status.code)
         if let body = response.body {
-            gateway.record(status: status, body: body, metering: plan.metering)
+            replied(status: status, .whole(body))
             answer((head, body))
             return
         }
         // An event stream: pass it on as it comes, event by event.
-        state = .streaming(plan, status: status, SSEStreamMeter(operation: plan.metering.operation, hideInjectedUsage: plan.injectedUsage), response.stream)
-        guard clientPresent else {
+        upstreamStream = response.stream
+        switch machine.streamStarted(status: status, meter: makeMeter(choice), pausable: response.stream != nil) {
+        case .writeHead:
+            connection.write(.head(head), flush: true)
+        case .abandon:
             response.stream?.abandon()
-            finishStream(error: nil)
-            return
+            finish(machine.streamEnded(error: nil))
         }
-        connection.write(.head(head), flush: true)
     }
 
-    private func upstreamFailed(_ error: any Error, plan: GatewayRoutes.Plan) {
+    private func upstreamFailed(_ error: any Error, choice: BackendChoice) {
         let failure = UpstreamFailure(error)
         var gatewayError = failure.gatewayError
         if case UpstreamClientError.replyTooLarge = error {
-            logger.warning("Upstream reply too large", metadata: plan.metering.logMetadata(["backend": "\(plan.backend.name)"]))
+            logger.warning("Upstream reply too large", metadata: request.logMetadata(["backend": "\(choice.backend.name)"]))
         } else {
-            logger.warning("Upstream request failed", metadata: plan.metering.logMetadata(["backend": "\(plan.backend.name)", "error": "\(error)"]))
+            logger.warning("Upstream request failed", metadata: request.logMetadata(["backend": "\(choice.backend.name)", "error": "\(error)"]))
         }
-        gateway.land(
-            plan.metering.event(status: Int(gatewayError.status.code), responseID: nil, model: nil, usage: .zero, source: .missing),
-            metering: plan.metering)
-        gatewayError.headers[.xRequestID] = plan.metering.requestID.lowercasedString
+        replied(status: Int(gatewayError.status.code), .failed)
+        gatewayError.headers[.xRequestID] = request.requestID.lowercasedString
         answer(gatewayError.reply)
     }
 
-    private func answerFromMock(_ plan: GatewayRoutes.Plan) {
-        switch gateway.mockReply(plan) {
+    private func answerLocally(_ reply: LocalReply, choice: BackendChoice) {
+        switch reply {
         case .whole(let head, let body):
-            gateway.record(status: 200, body: body, metering: plan.metering)
+            replied(status: Int(head.status.code), .whole(body))
             answer((head, body))
         case .stream(let head, let events):
-            state = .streaming(plan, status: 200, SSEStreamMeter(operation: plan.metering.operation, hideInjectedUsage: plan.injectedUsage), nil)
-            connection.write(.head(head), flush: false)
+            // Metered whole even if the client has gone: the events are all here.
+            if machine.streamStarted(status: Int(head.status.code), meter: makeMeter(choice), pausable: false) == .writeHead {
+                connection.write(.head(head), flush: false)
+            }
             for event in events { upstreamBody(event) }
             upstreamEnded(nil)
         }
+    }
+
+    private func makeMeter(_ choice: BackendChoice) -> SSEStreamMeter {
+        choice.dialect.streamMeter(operation: call.operation, hideInjectedUsage: choice.injectedUsage)
+    }
+
+    /// Runs the after-reply work the steps registered (metering, settling the limits).
+    private func replied(status: Int, _ content: ProxyReply.Content) {
+        var reply = ProxyReply(status: status, content: content)
+        request.replied(&reply)
     }
 
     /// Writes a whole reply and finishes.
@@ -163,15 +156,15 @@ final class ProxyExchange: UpstreamBodyConsumer, @unchecked Sendable {
         var head = reply.0
         let body = reply.1
         head.headerFields[.contentLength] = String(body.readableBytes)
-        state = .done
-        guard clientPresent else {
+        switch machine.answer(close: close) {
+        case .closeUnwritten:
             connection.exchangeFinished(self, close: true)
-            return
+        case .write(let close):
+            connection.write(.head(head), flush: false)
+            if body.readableBytes > 0 { connection.write(.body(body), flush: false) }
+            connection.write(.end(nil), flush: true)
+            connection.exchangeFinished(self, close: close)
         }
-        connection.write(.head(head), flush: false)
-        if body.readableBytes > 0 { connection.write(.body(body), flush: false) }
-        connection.write(.end(nil), flush: true)
-        connection.exchangeFinished(self, close: close)
     }
 
     // MARK: - Streamed bodies (UpstreamBodyConsumer)
@@ -181,16 +174,9 @@ final class ProxyExchange: UpstreamBodyConsumer, @unchecked Sendable {
             eventLoop.execute { self.upstreamBody(buffer) }
             return
         }
-        guard case .streaming(let plan, let status, var meter, let stream) = state else { return }
-        state = .done  // let `meter` be uniquely referenced while it changes
-        let out = meter.consume(buffer.readableBytesView)
-        state = .streaming(plan, status: status, meter, stream)
-        guard clientPresent, !out.isEmpty else { return }
+        guard let out = machine.upstreamBody(buffer.readableBytesView) else { return }
         connection.write(.body(ByteBuffer(bytes: out)), flush: true)
-        if !connection.isWritable, let stream, !pausedForClient {
-            pausedForClient = true
-            stream.pause()
-        }
+        if machine.wroteToClient(clientWritable: connection.isWritable) { upstreamStream?.pause() }
     }
 
     func upstreamEnded(_ error: UpstreamClientError?) {
@@ -198,43 +184,40 @@ final class ProxyExchange: UpstreamBodyConsumer, @unchecked Sendable {
             eventLoop.execute { self.upstreamEnded(error) }
             return
         }
-        finishStream(error: error)
+        finish(machine.streamEnded(error: error))
     }
 
-    private func finishStream(error: UpstreamClientError?) {
-        guard case .streaming(let plan, let status, var meter, _) = state else { return }
-        state = .done
-        let rest = meter.finish()
-        gateway.record(status: status, stream: meter, metering: plan.metering)
-        guard clientPresent else {
+    /// Meters an ended stream, then ends the reply as the machine says.
+    private func finish(_ finished: ProxyExchangeStateMachine.StreamFinish?) {
+        guard let finished else { return }
+        upstreamStream = nil
+        replied(status: finished.status, .stream(finished.meter))
+        switch finished.end {
+        case .closeUnwritten:
             connection.exchangeFinished(self, close: true)
-            return
-        }
-        if let error {
-            logger.info("Stream ended early", metadata: plan.metering.logMetadata(["error": "\(error)", "stream.content_events": "\(meter.contentEvents)"]))
+        case .cutShort(let error):
+            logger.info("Stream ended early", metadata: request.logMetadata(["error": "\(error)", "stream.content_events": "\(finished.meter.contentEvents)"]))
             connection.exchangeFinished(self, close: true)
-            return
+        case .complete(let rest):
+            if !rest.isEmpty { connection.write(.body(ByteBuffer(bytes: rest)), flush: false) }
+            connection.write(.end(nil), flush: true)
+            connection.exchangeFinished(self, close: false)
         }
-        if !rest.isEmpty { connection.write(.body(ByteBuffer(bytes: rest)), flush: false) }
-        connection.write(.end(nil), flush: true)
-        connection.exchangeFinished(self, close: false)
     }
 
     // MARK: - The client's connection
 
     func clientWritable() {
-        guard pausedForClient, case .streaming(_, _, _, let stream) = state else { return }
-        pausedForClient = false
-        stream?.resume()
+        if machine.clientWritable() { upstreamStream?.resume() }
     }
 
     /// The client went away. A reply still awaited is recorded when it comes (the upstream bills it all the same); a
     /// stream is abandoned and recorded with what passed.
     func clientGone() {
-        clientPresent = false
-        guard case .streaming(let plan, _, let meter, let stream) = state else { return }
+        let stream = upstreamStream
+        guard let finished = machine.clientGone() else { return }
         stream?.abandon()
-        logger.info("Stream ended early", metadata: plan.metering.logMetadata(["error": "client went away", "stream.content_events": "\(meter.contentEvents)"]))
-        finishStream(error: nil)
+        logger.info("Stream ended early", metadata: request.logMetadata(["error": "client went away", "stream.content_events": "\(finished.meter.contentEvents)"]))
+        finish(finished)
     }
 }

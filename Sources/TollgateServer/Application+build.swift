@@ -76,7 +76,7 @@ private func assemble(
         }
         let snapshot = try await database.catalog.snapshot(logger: logger)
         // Period quotas count what other instances served from the first request on, not from the first refresh.
-        try await limiter.refreshQuotas(catalog: snapshot, client: database.client, logger: logger)
+        try await limiter.refresh(catalog: snapshot, from: LimitSources(quotaUsage: database.quotaUsage), logger: logger)
         return snapshot
     }
 
@@ -125,8 +125,8 @@ private func assemble(
     // The rules engine's services come after the pool and the writer, so they stop first.
     app.addServices(
         database, upstream, HTTPClientService(client: http), writer,
-        CatalogRefresher(catalog: catalog, database: location, interval: configuration.catalogRefreshInterval, logger: logger),
-        QuotaRefresher(limiter: limiter, catalog: catalog, client: database.client, logger: logger),
+        CatalogRefresher(catalog: catalog, notifications: database.notifications, interval: configuration.catalogRefreshInterval, logger: logger),
+        LimitRefresher(limiter: limiter, catalog: catalog, sources: LimitSources(quotaUsage: database.quotaUsage), logger: logger),
         evaluator, dispatcher)
     return (app, TollgateRuntime(database: database, catalog: catalog, writer: writer, adminToken: adminToken))
 }

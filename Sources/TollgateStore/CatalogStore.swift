@@ -76,6 +76,7 @@ public struct CatalogStore: Sendable {
 
     public init(client: PostgresClient) { self.client = client }
 
+    /// The whole catalog. Throws `CatalogError.unknownBackendKind` for a backend kind this version does not know.
     public func snapshot(logger: Logger) async throws -> CatalogSnapshot {
         var snapshot = CatalogSnapshot()
         let backendRows = try await client.query("""
@@ -84,8 +85,9 @@ public struct CatalogStore: Sendable {
         for try await (name, kind, baseURL, credentialEnv, apiVersion, connect, read, latency) in backendRows.decode(
             (String, String, String?, String?, String?, Int, Int, Int).self)
         {
+            guard let kind = BackendKind(rawValue: kind) else { throw CatalogError.unknownBackendKind(backend: name, kind: kind) }
             snapshot.backends[name] = BackendSpec(
-                name: name, kind: BackendKind(rawValue: kind) ?? .mock, baseURL: baseURL, credentialEnv: credentialEnv, apiVersion: apiVersion,
+                name: name, kind: kind, baseURL: baseURL, credentialEnv: credentialEnv, apiVersion: apiVersion,
                 deployments: [], connectTimeoutSeconds: connect, readTimeoutSeconds: read, mockLatencyMilliseconds: latency)
         }
         for try await (name, backend, model) in try await client.query(

@@ -13,13 +13,13 @@ import Testing
     }
 
     @Test func theTokenOfABearerAuthorization() {
-        #expect(GatewayRoutes.bearerToken("Bearer tgk_abc") == "tgk_abc")
-        #expect(GatewayRoutes.bearerToken("bearer  tgk_abc \t") == "tgk_abc")
-        #expect(GatewayRoutes.bearerToken("BEARER\ttgk_abc") == nil)  // the scheme is followed by a space
-        #expect(GatewayRoutes.bearerToken("Bearer ") == nil)
-        #expect(GatewayRoutes.bearerToken("Bearer    ") == nil)
-        #expect(GatewayRoutes.bearerToken("Basic dXNlcjpwYXNz") == nil)
-        #expect(GatewayRoutes.bearerToken("Bearertgk_abc") == nil)
-        #expect(GatewayRoutes.bearerToken("Bearer é-ü") == "é-ü")
+        #expect(AuthenticateStep.bearerToken("Bearer tgk_abc") == "tgk_abc")
+        #expect(AuthenticateStep.bearerToken("bearer  tgk_abc \t") == "tgk_abc")
+        #expect(AuthenticateStep.bearerToken("BEARER\ttgk_abc") == nil)  // the scheme is followed by a space
+        #expect(AuthenticateStep.bearerToken("Bearer ") == nil)
+        #expect(AuthenticateStep.bearerToken("Bearer    ") == nil)
+        #expect(AuthenticateStep.bearerToken("Basic dXNlcjpwYXNz") == nil)
+        #expect(AuthenticateStep.bearerToken("Bearertgk_abc") == nil)
+        #expect(AuthenticateStep.bearerToken("Bearer é-ü") == "é-ü")
     }
 }

@@ -155,3 +155,19 @@ private func describe(_ s: CatalogSnapshot.Subscription) -> String {
         }
     }
 }
+
+/// A backend kind this version has no dialect for (a newer version wrote it during a rolling upgrade) fails the
+/// catalog load, which the caller reports; it is never served as some other kind.
+@Suite(.freshDatabasePerTest) struct CatalogUnknownBackendKindTests {
+    @Test func anUnknownBackendKindFailsTheLoad() async throws {
+        try await TestDatabase.withClient { client in
+            try await apply(document, client)
+            // The CHECK stands in the way of exactly this; a newer version's migration would have widened it.
+            try await client.query("ALTER TABLE backends DROP CONSTRAINT backends_kind_check", logger: TestDatabase.logger)
+            try await client.query("UPDATE backends SET kind = 'bedrock' WHERE name = 'openai'", logger: TestDatabase.logger)
+            await #expect(throws: CatalogError.unknownBackendKind(backend: "openai", kind: "bedrock")) {
+                try await CatalogStore(client: client).snapshot(logger: TestDatabase.logger)
+            }
+        }
+    }
+}

@@ -34,6 +34,7 @@ public struct Repositories: Sendable {
 }
 
 extension PostgresDatabase {
+    /// The catalog: what `tollgate apply` writes and the gateway loads.
     public var catalog: CatalogStore { CatalogStore(client: client) }
     public var keys: KeyStore { KeyStore(client: client) }
     public var prices: PriceStore { PriceStore(client: client) }

@@ -1,0 +1,35 @@
+import Metrics
+import Synchronization
+
+/// Metric handles, made once per label set: asking the metrics factory for them on every request costs a lock and
+/// a lookup in the factory each time.
+final class GatewayMetrics: Sendable {
+    static let shared = GatewayMetrics()
+
+    struct Series {
+        let requests: Counter
+        let duration: Timer
+        let promptTokens: Counter
+        let completionTokens: Counter
+    }
+    struct Key: Hashable {
+        let route: String
+        let backend: String
+        let model: String
+        let status: Int
+    }
+    private let series = Mutex<[Key: Series]>([:])
+
+    func series(route: String, backend: String, model: String, status: Int) -> Series {
+        let key = Key(route: route, backend: backend, model: model, status: status)
+        if let existing = series.withLock({ $0[key] }) { return existing }
+        let dimensions = [("route", route), ("backend", backend), ("model", model)]
+        let made = Series(
+            requests: Counter(label: "tollgate_requests_total", dimensions: dimensions + [("status", "\(status)")]),
+            duration: Timer(label: "tollgate_request_duration_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds),
+            promptTokens: Counter(label: "tollgate_tokens_total", dimensions: dimensions + [("kind", "prompt")]),
+            completionTokens: Counter(label: "tollgate_tokens_total", dimensions: dimensions + [("kind", "completion")]))
+        series.withLock { $0[key] = made }
+        return made
+    }
+}
