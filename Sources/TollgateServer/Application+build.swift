@@ -115,6 +115,7 @@ public func buildApplication(
     // The rules engine's services come after the pool and the writer, so they stop first.
     app.addServices(
         postgres, upstream, HTTPClientService(client: http), writer,
+        UsagePartitionMaintainer(ledger: PostgresUsageLedger(client: postgres), retentionMonths: configuration.usageRetentionMonths, logger: logger),
         CatalogRefresher(catalog: catalog, database: database, interval: configuration.catalogRefreshInterval, logger: logger),
         QuotaRefresher(limiter: limiter, catalog: catalog, client: postgres, logger: logger),
         evaluator, dispatcher)
