@@ -68,7 +68,7 @@ struct HourlyRollup {
             func equal(_ a: Range<Int>, _ b: Range<Int>) -> Bool {
                 a.count == b.count && memcmp(base + a.lowerBound, base + b.lowerBound, a.count) == 0
             }
-            // Eight bytes at a time (a byte-wise FNV took a third of the parse); lines are matched by comparing bytes, so
+            // Eight bytes at a time (a byte-wise hash costs a large share of the parse); lines are matched by comparing bytes, so
             // the hash only has to spread the groups.
             func hash(_ range: Range<Int>, _ seed: UInt64) -> UInt64 {
                 var hash = seed ^ UInt64(range.count)
