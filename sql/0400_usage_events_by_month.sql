@@ -30,6 +30,15 @@ ALTER TABLE usage_events RENAME TO usage_events_unpartitioned;
 ALTER TABLE usage_events_unpartitioned DROP CONSTRAINT usage_events_pkey;
 DROP INDEX usage_events_by_subscription_time;
 DROP INDEX usage_events_by_time;
+-- Its CHECK constraints go too (the rows were checked when they landed), so the new table's take the same names.
+DO $$
+DECLARE
+    constraint_name text;
+BEGIN
+    FOR constraint_name IN SELECT conname FROM pg_constraint WHERE conrelid = 'usage_events_unpartitioned'::regclass AND contype = 'c' LOOP
+        EXECUTE format('ALTER TABLE usage_events_unpartitioned DROP CONSTRAINT %I', constraint_name);
+    END LOOP;
+END $$;
 
 CREATE TABLE usage_events (
     request_id         uuid        NOT NULL,     -- unique through usage_request_ids (see above); retries reuse it
@@ -66,18 +75,18 @@ CREATE TABLE usage_events_default PARTITION OF usage_events DEFAULT;
 CREATE FUNCTION tollgate_create_usage_partition(month_start timestamptz) RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE
     month_end constant timestamptz := tollgate_month_end(month_start);
-    name constant text := 'usage_events_' || to_char(month_start AT TIME ZONE 'UTC', 'YYYY_MM');
+    partition_name constant text := 'usage_events_' || to_char(month_start AT TIME ZONE 'UTC', 'YYYY_MM');
 BEGIN
     IF month_start <> tollgate_month_start(month_start) THEN
         RAISE EXCEPTION 'a usage partition starts on the first of a UTC month, not at %', month_start;
     END IF;
-    IF to_regclass(name) IS NOT NULL THEN
+    IF to_regclass(partition_name) IS NOT NULL THEN
         RETURN false;
     END IF;
-    EXECUTE format('CREATE TABLE %I (LIKE usage_events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', name);
+    EXECUTE format('CREATE TABLE %I (LIKE usage_events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', partition_name);
     EXECUTE format('WITH moved AS (DELETE FROM usage_events_default WHERE started_at >= $1 AND started_at < $2 RETURNING *) '
-                   'INSERT INTO %I SELECT * FROM moved', name) USING month_start, month_end;
-    EXECUTE format('ALTER TABLE usage_events ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)', name, month_start, month_end);
+                   'INSERT INTO %I SELECT * FROM moved', partition_name) USING month_start, month_end;
+    EXECUTE format('ALTER TABLE usage_events ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)', partition_name, month_start, month_end);
     RETURN true;
 END $$;
 
@@ -86,17 +95,17 @@ END $$;
 -- so instances starting together create each partition once. Returns the partitions it created.
 CREATE FUNCTION tollgate_create_usage_partitions(at_time timestamptz, ahead integer) RETURNS SETOF text LANGUAGE plpgsql AS $$
 DECLARE
-    month timestamptz;
+    first_day timestamptz;
 BEGIN
     PERFORM pg_advisory_xact_lock(7428190400);
-    FOR month IN
+    FOR first_day IN
         SELECT tollgate_month_start(at_time) + make_interval(months => n) FROM generate_series(0, ahead) AS n
         UNION
         SELECT DISTINCT tollgate_month_start(started_at) FROM usage_events_default
         ORDER BY 1
     LOOP
-        IF tollgate_create_usage_partition(month) THEN
-            RETURN NEXT 'usage_events_' || to_char(month AT TIME ZONE 'UTC', 'YYYY_MM');
+        IF tollgate_create_usage_partition(first_day) THEN
+            RETURN NEXT 'usage_events_' || to_char(first_day AT TIME ZONE 'UTC', 'YYYY_MM');
         END IF;
     END LOOP;
 END $$;
