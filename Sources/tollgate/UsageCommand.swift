@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TollgateCore
+import TollgateServer
 import TollgateStore
 
 struct UsageCommand: AsyncParsableCommand {

@@ -50,7 +50,7 @@ import TollgateTestSupport
             // Keeping one month before November keeps October: nothing to drop, nothing refused.
             #expect(try await ledger.applyRetention(keepMonths: 1, now: now, dryRun: false, logger: logger).dropped.isEmpty)
 
-            try await PeriodStore(client: client).close(october, closedBy: "test", now: now, logger: logger)
+            try await PeriodStore(client: client).close(Self.october, closedBy: "test", now: now, logger: logger)
             let before = try await Self.octoberReports(client)
             #expect(before[0] == ChargebackMonthTests.expectedOctoberCSV)
 
@@ -81,7 +81,7 @@ import TollgateTestSupport
     }
 
     @Test func aNegativeKeepIsRefused() async throws {
-        try await TestDatabase.withClient { client in
+        _ = try await TestDatabase.withClient { client in
             await #expect(throws: RetentionError.negativeKeepMonths(-1)) {
                 try await PostgresUsageLedger(client: client).applyRetention(
                     keepMonths: -1, now: ChargebackMonthTests.now, dryRun: true, logger: TestDatabase.logger)

@@ -28,6 +28,12 @@ public struct RetentionOutcome: Hashable, Sendable {
     public var cutoff: Date
     public var dropped: [LedgerMonth]
     public var dryRun: Bool
+
+    public init(cutoff: Date, dropped: [LedgerMonth], dryRun: Bool) {
+        self.cutoff = cutoff
+        self.dropped = dropped
+        self.dryRun = dryRun
+    }
 }
 
 /// Why retention dropped nothing.

@@ -49,8 +49,9 @@ public struct UsageStore: Sendable {
         return try await insertSkippingStored(chunks, logger: logger)
     }
 
-    /// A duplicate request id in the ledger (its key is `usage_request_ids`, sql/0400), and nothing else: a unique violation anywhere else (a trigger's table) is a
-    /// real error and must not send the batch down the path that skips rows it believes are stored.
+    /// A duplicate request id in the ledger (its key is `usage_request_ids`, sql/0400), and nothing else: a unique
+    /// violation anywhere else (a trigger's table) is a real error and must not send the batch down the path that skips
+    /// rows it believes are stored.
     static func isUniqueViolation(_ error: PostgresTransactionError) -> Bool {
         guard let info = (error.closureError as? PSQLError)?.serverInfo else { return false }
         return info[.sqlState] == "23505" && info[.constraintName] == "usage_request_ids_pkey"
