@@ -61,7 +61,7 @@ import TollgateTestSupport
             let outcome = try await ledger.applyRetention(keepMonths: 0, now: now, dryRun: false, logger: logger)
             #expect(outcome.cutoff == Date(iso8601: "2026-11-01T00:00:00Z")!)
             #expect(outcome.dropped.map(\.period.monthLabel) == ["2026-10"])
-            #expect(outcome.dropped.allSatisfy(\.closed))
+            #expect(outcome.dropped.allSatisfy { $0.closed })
             #expect(try await Self.rawRows(client, "usage_events") == 0)
             let gone = try await client.query("SELECT to_regclass('usage_events_2026_10') IS NULL", logger: logger).collect().first?.decode(Bool.self)
             #expect(gone == true)
