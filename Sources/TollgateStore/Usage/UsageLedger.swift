@@ -76,7 +76,7 @@ public struct PostgresUsageLedger: UsageLedger {
     public init(client: PostgresClient) { self.client = client }
 
     public func createPartitions(now: Date, monthsAhead: Int, logger: Logger) async throws -> [String] {
-        let rows = try await client.query("SELECT tollgate_create_usage_partitions(\(now), \(monthsAhead))", logger: logger)
+        let rows = try await client.query("SELECT tollgate_create_usage_partitions(\(now), \(monthsAhead)::integer)", logger: logger)
         var created: [String] = []
         for try await name in rows.decode(String.self) { created.append(name) }
         if !created.isEmpty { logger.info("Usage partitions created", metadata: ["usage.partitions": "\(created.joined(separator: ","))"]) }
