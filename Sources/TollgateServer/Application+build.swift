@@ -125,6 +125,7 @@ private func assemble(
     // The rules engine's services come after the pool and the writer, so they stop first.
     app.addServices(
         database, upstream, HTTPClientService(client: http), writer,
+        UsagePartitionMaintainer(ledger: database.usageLedger, retentionMonths: configuration.usageRetentionMonths, logger: logger),
         CatalogRefresher(catalog: catalog, notifications: database.notifications, interval: configuration.catalogRefreshInterval, logger: logger),
         LimitRefresher(limiter: limiter, catalog: catalog, sources: LimitSources(quotaUsage: database.quotaUsage), logger: logger),
         evaluator, dispatcher)

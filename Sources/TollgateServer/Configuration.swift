@@ -26,6 +26,9 @@ public struct TollgateConfiguration: Sendable {
     public var credentials: [String: String] = [:]
     /// Pool size of the PostgreSQL client.
     public var databaseConnections: Int = 10
+    /// Closed raw usage months older than this many months before the current one are dropped by `tollgate serve`
+    /// (and by default by `tollgate usage retention`); nil keeps every month. Rollups and reports keep all history.
+    public var usageRetentionMonths: Int?
     /// PEM certificates trusted for `https` backends besides the system's roots (a private CA in front of an internal gateway).
     public var upstreamCAFile: String?
 
@@ -72,6 +75,7 @@ public struct TollgateConfiguration: Sendable {
         if let seconds = try int("TOLLGATE_CATALOG_REFRESH_SECONDS", 1...3600) { catalogRefreshInterval = .seconds(seconds) }
         if let bytes = try int("TOLLGATE_MAX_REQUEST_BYTES", 1024...(1 << 30)) { maximumRequestBytes = bytes }
         if let connections = try int("TOLLGATE_DATABASE_CONNECTIONS", 2...200) { databaseConnections = connections }
+        if let months = try int("TOLLGATE_USAGE_RETENTION_MONTHS", 0...1200) { usageRetentionMonths = months }
         if let file = environment["TOLLGATE_UPSTREAM_CA_FILE"], !file.isEmpty {
             guard FileManager.default.isReadableFile(atPath: file) else {
                 throw ConfigurationError(variable: "TOLLGATE_UPSTREAM_CA_FILE", message: "cannot read '\(file)'")

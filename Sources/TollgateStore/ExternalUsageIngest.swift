@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Logging
 import PostgresNIO
@@ -78,7 +79,8 @@ public struct IngestSubscription: Hashable, Sendable {
 ///      "prompt_tokens": 1200, "completion_tokens": 300, "cached_tokens": 1000, "reasoning_tokens": 0,
 ///      "backend": "apim-westeurope", "deployment": "gpt-4o-prod"}
 ///
-/// Required: `id` (a UUID; the idempotency key), `subscription` (or `subscription_id`), `model`, `timestamp`
+/// Required: `id` (the idempotency key: any non-empty string unique per sending gateway, such as a CloudEvents `id`;
+/// see `requestID(forEventID:source:)`), `subscription` (or `subscription_id`), `model`, `timestamp`
 /// (or `started_at`, RFC 3339), `prompt_tokens`, `completion_tokens`. Optional: `ended_at`, `total_tokens` (must equal
 /// prompt + completion), `cached_tokens`, `reasoning_tokens`, `backend` (default: the sending gateway's name),
 /// `deployment`, `route`, `http_status`, `streamed`, `response_id`, `usage_source`. Other fields are ignored.
@@ -216,8 +218,7 @@ public enum ExternalUsageIngest {
         }
 
         let idText = string("id", required: true)
-        let id = idText.flatMap(UUID.init(uuidString:))
-        if idText != nil && id == nil { reasons.append("id must be a UUID (the idempotency key of the event)") }
+        let id = idText.map { requestID(forEventID: $0, source: source) }
         let subscriptionText = string("subscription", "subscription_id", required: true)
         var attributes: IngestSubscription?
         if let subscriptionText {
@@ -275,6 +276,34 @@ public enum ExternalUsageIngest {
                 usage: TokenUsage(
                     promptTokens: Int(prompt), completionTokens: Int(completion), cachedPromptTokens: Int(cached), reasoningTokens: Int(reasoning)),
                 usageSource: usageSource, source: source))
+    }
+
+    /// The namespace of the UUIDv5 request ids of events whose `id` is not a UUID (a constant: changing it would let
+    /// every replayed event land twice).
+    public static let eventIDNamespace = UUID(uuid: (0x8C, 0x1F, 0x5B, 0x3E, 0x27, 0xA4, 0x4D, 0x6B, 0x9E, 0x02, 0x71, 0xC8, 0x4A, 0xD5, 0x3F, 0x90))
+
+    /// The ledger's request id for an event `id` sent by gateway `source`, the same on every call, so a replayed event
+    /// meets its stored row and lands once:
+    /// - an `id` that is a UUID (any version, any case) is the request id itself, as it always was;
+    /// - any other string is hashed to a name-based UUID, version 5 (RFC 9562 §5.5: SHA-1, 122 bits kept) in
+    ///   `eventIDNamespace` over the UTF-8 bytes of `source`, `:` and `id`. Event ids are unique per sender (CloudEvents:
+    ///   `id` is unique per `source`), so the sender is part of the name; `source` is a slug and holds no `:`, so two
+    ///   (source, id) pairs never give one name. A sender can compute the id itself to look its events up.
+    public static func requestID(forEventID id: String, source: String) -> UUID {
+        if let uuid = UUID(uuidString: id) { return uuid }
+        return nameBasedUUID(namespace: eventIDNamespace, name: "\(source):\(id)")
+    }
+
+    /// RFC 9562 §5.5, UUID version 5: SHA-1 of the namespace's 16 bytes and the name's UTF-8 bytes, version and variant set.
+    static func nameBasedUUID(namespace: UUID, name: String) -> UUID {
+        var hash = Insecure.SHA1()
+        withUnsafeBytes(of: namespace.uuid) { hash.update(bufferPointer: $0) }
+        hash.update(data: Data(name.utf8))
+        var bytes = Array(hash.finalize().prefix(16))
+        bytes[6] = (bytes[6] & 0x0F) | 0x50  // version 5
+        bytes[8] = (bytes[8] & 0x3F) | 0x80  // the RFC 9562 variant
+        return UUID(uuid: (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+                           bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]))
     }
 
     /// Validates a batch and writes the accepted events through `UsageStore`, idempotently on their ids.

@@ -48,6 +48,9 @@ public enum MigrationError: Error, CustomStringConvertible, Sendable {
     case databaseIsNewer(databaseVersion: Int, binaryVersion: Int)
     case checksumMismatch(version: Int, name: String)
     case schemaOutOfDate(databaseVersion: Int, binaryVersion: Int)
+    /// Migrations numbered below the newest applied one that the database lacks: applying them now would run them in
+    /// another order than on a fresh database.
+    case missingBelowApplied(missing: [Int], newestApplied: Int)
 
     public var description: String {
         switch self {
@@ -59,6 +62,11 @@ public enum MigrationError: Error, CustomStringConvertible, Sendable {
             "migration \(String(format: "%04d", v))_\(name).sql was edited after it was applied; applied migrations are never edited, add a new one"
         case .schemaOutOfDate(let db, let bin):
             "the database schema is at version \(db), this tollgate needs \(bin): run `tollgate migrate`"
+        case .missingBelowApplied(let missing, let newest):
+            "migration\(missing.count == 1 ? "" : "s") \(missing.map { String(format: "%04d", $0) }.joined(separator: ", ")) "
+                + "\(missing.count == 1 ? "is" : "are") not applied but numbered below \(String(format: "%04d", newest)), the newest applied one; "
+                + "a fresh database would run \(missing.count == 1 ? "it" : "them") in another order. Renumber "
+                + "\(missing.count == 1 ? "it" : "them") above \(String(format: "%04d", newest)) (an applied migration is never edited or renumbered)"
         }
     }
 }
@@ -152,6 +160,12 @@ public struct Migrator: Sendable {
             if let checksum = recorded[migration.version], checksum != migration.checksum {
                 throw MigrationError.checksumMismatch(version: migration.version, name: migration.name)
             }
+        }
+        // Every database runs the migrations in one order, by number: a file added below the newest applied one
+        // would run last here and in its place on a fresh database.
+        if let newest = recorded.keys.max() {
+            let missing = migrations.map(\.version).filter { $0 < newest && recorded[$0] == nil }
+            if !missing.isEmpty { throw MigrationError.missingBelowApplied(missing: missing, newestApplied: newest) }
         }
     }
 }

@@ -77,6 +77,31 @@ import TollgateTestSupport
     }
 }
 
+/// A file numbered below the newest applied migration would run last on this database and in its place on a fresh one:
+/// refused, naming the versions, before anything runs.
+@Suite(.freshDatabase) struct MigratorOrderTests {
+    @Test func aMissingMigrationBelowTheNewestAppliedIsRefused() async throws {
+        try await TestDatabase.withClient { client in
+            let bundled = try Migration.bundled()
+            let newest = try #require(bundled.last?.version)
+            let late = Migration(version: 203, name: "late_arrival", sql: "CREATE TABLE late_arrival (id int);\n")
+            let migrator = Migrator(client: client, migrations: (bundled + [late]).sorted { $0.version < $1.version }, logger: TestDatabase.logger)
+            let error = await #expect(throws: MigrationError.self) { try await migrator.migrate() }
+            guard case .missingBelowApplied(let missing, let newestApplied) = error else {
+                Issue.record("expected missingBelowApplied, got \(String(describing: error))")
+                return
+            }
+            #expect(missing == [203])
+            #expect(newestApplied == newest)
+            #expect("\(error!)".hasPrefix("migration 0203 is not applied but numbered below \(String(format: "%04d", newest)), the newest applied one"))
+            let created = try await client.query("SELECT to_regclass('late_arrival') IS NOT NULL", logger: TestDatabase.logger)
+                .collect().first?.decode(Bool.self)
+            #expect(created == false)
+            await #expect(throws: MigrationError.self) { try await migrator.requireCurrent() }
+        }
+    }
+}
+
 /// Its own suite: a failing migration must leave nothing behind.
 @Suite(.freshDatabase) struct MigratorFailedMigrationTests {
     @Test func aFailingMigrationRollsBackEntirely() async throws {

@@ -33,6 +33,8 @@ INSERT INTO ptu_commitments (backend, effective_from, monthly_amount, currency) 
 ON CONFLICT DO NOTHING;
 
 SELECT setseed(1.0 / (1 + :seed));
+-- October's partition, as the service would have made it ahead of time (sql/0400).
+SELECT tollgate_create_usage_partitions('2026-10-01T00:00:00Z', 0);
 SELECT coalesce(max(('x' || right(request_id::text, 12))::bit(48)::bigint), 0) AS first_id FROM usage_events \gset
 \timing on
 -- One statement per chunk (its own transaction, as psql autocommits): \gexec runs each generated statement.
@@ -49,9 +51,11 @@ WITH inserted AS (
             floor(random() * 2000)::int AS p, floor(random() * 500)::int AS c
         FROM generate_series(%3$s, %4$s) j
     ) g
-    ON CONFLICT (request_id) DO NOTHING
-    RETURNING started_at, subscription_id, product, team, cost_center, backend, deployment, model, usage_source,
+    RETURNING request_id, started_at, subscription_id, product, team, cost_center, backend, deployment, model, usage_source,
         prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens
+), ids AS (
+    -- The ledger's idempotency key (sql/0400); the generated ids are new, so a clash is an error here.
+    INSERT INTO usage_request_ids (request_id) SELECT request_id FROM inserted
 )
 INSERT INTO usage_hourly AS h (hour_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source,
     requests, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens)

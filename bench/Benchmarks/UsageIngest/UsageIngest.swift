@@ -182,6 +182,10 @@ final class Fixture: Sendable {
         let client = PostgresClient(configuration: location.clientConfiguration(maximumConnections: 4), backgroundLogger: logger)
         let runTask = Task { await client.run() }
         try await Migrator(client: client, migrations: try Migration.bundled(), logger: logger).migrate()
+        // The events' month (November 2026) gets its partition, as the service makes it ahead of time: rows land in it,
+        // not in the default partition.
+        _ = try await PostgresUsageLedger(client: client).createPartitions(
+            now: Date(timeIntervalSince1970: 1_793_491_200), monthsAhead: 1, logger: logger)
         let count = Int(environment["TOLLGATE_BENCH_EVENTS"] ?? "") ?? 1_000_000
         let batch = Int(environment["TOLLGATE_BENCH_BATCH"] ?? "") ?? 10_000
         let fixture = Fixture(client: client, runTask: runTask, logger: logger, eventCount: count, batchSize: batch)
@@ -244,7 +248,7 @@ final class Fixture: Sendable {
     /// Empty tables (or, for a replay, every row already stored), then a checkpoint so that every sample starts with the
     /// same amount of dirty data.
     func reset(storingEverything: Bool = false) async throws {
-        try await client.query("TRUNCATE usage_events, usage_hourly, usage_daily_rollup, usage_corrections", logger: logger)
+        try await client.query("TRUNCATE usage_events, usage_request_ids, usage_hourly, usage_daily_rollup, usage_corrections", logger: logger)
         if storingEverything {
             let landed = try await store(connections: 2)
             guard landed == eventCount else { throw BenchError.setupLost(landed: landed, expected: eventCount) }
