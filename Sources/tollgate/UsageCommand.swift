@@ -37,9 +37,9 @@ struct UsageCommand: AsyncParsableCommand {
             guard let keep = try keepMonths ?? database.configuration().usageRetentionMonths else {
                 throw ValidationError("say how many months to keep: --keep-months N (or set TOLLGATE_USAGE_RETENTION_MONTHS)")
             }
-            let outcome = try await CLIDatabase.withClient(database) { client, logger in
+            let outcome = try await CLIDatabase.withDatabase(database) { database, logger in
                 do {
-                    return try await PostgresUsageLedger(client: client).applyRetention(keepMonths: keep, now: Date(), dryRun: dryRun, logger: logger)
+                    return try await database.usageLedger.applyRetention(keepMonths: keep, now: Date(), dryRun: dryRun, logger: logger)
                 } catch let refusal as RetentionError {
                     throw CLIError(refusal.description)
                 }

@@ -15,7 +15,7 @@ import TollgateTestSupport
     /// `reporting` view's rows for the month as text.
     static func octoberReports(_ client: PostgresClient) async throws -> [String] {
         let logger = TestDatabase.logger
-        let report = ChargebackReport(client: client)
+        let report = ChargebackReport(.postgres(client: client))
         var reports: [String] = []
         for (format, grouping) in [(ChargebackFormat.csv, ChargebackGrouping.team), (.json, .subscription), (.focus, .team)] {
             let bytes = try await report.generate(period: october, groupBy: grouping, format: format, now: ChargebackMonthTests.now, logger: logger)
