@@ -2,9 +2,9 @@ import Metrics
 import Synchronization
 
 /// Metric handles, made once per label set: asking the metrics factory for them on every request costs a lock and
-/// a lookup in the factory each time.
-final class GatewayMetrics: Sendable {
-    static let shared = GatewayMetrics()
+/// a lookup in the factory each time. One per gateway, built by the composition root (no process-wide singleton).
+public final class GatewayMetrics: Sendable {
+    public init() {}
 
     struct Series {
         let requests: Counter

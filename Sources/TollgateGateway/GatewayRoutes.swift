@@ -24,24 +24,27 @@ public struct GatewayRoutes: Sendable {
     /// Who the caller is, for routes that only need that (`GET /v1/models`).
     let identification: GatewayPipeline
 
+    /// - Parameter metrics: the request and token counters this gateway updates.
     public init(
-        catalog: GatewayCatalog, writer: UsageWriter, upstream: UpstreamClients, limiter: TokenLimiter, configuration: GatewayConfiguration,
-        logger: Logger
+        catalog: GatewayCatalog, writer: UsageWriter, upstream: UpstreamClients, limiter: TokenLimiter, metrics: GatewayMetrics,
+        configuration: GatewayConfiguration, logger: Logger
     ) {
-        self.init(catalog: catalog, recorder: writer, upstream: upstream, limiter: limiter, configuration: configuration, logger: logger)
+        self.init(
+            catalog: catalog, recorder: writer, upstream: upstream, limiter: limiter, metrics: metrics, configuration: configuration, logger: logger)
     }
 
     /// With usage handed to `recorder` (tests record it in memory).
     init(
         catalog: GatewayCatalog, recorder writer: any UsageRecorder, upstream: UpstreamClients, limiter: TokenLimiter,
-        configuration: GatewayConfiguration, logger: Logger
+        metrics: GatewayMetrics = GatewayMetrics(), configuration: GatewayConfiguration, logger: Logger
     ) {
         self.catalog = catalog
         self.upstream = upstream
         self.configuration = configuration
         self.logger = logger
         self.pipeline = .standard(
-            catalog: catalog, limiter: limiter, writer: writer, configuration: configuration, targets: UpstreamTargetCache(), logger: logger)
+            catalog: catalog, limiter: limiter, writer: writer, metrics: metrics, configuration: configuration, targets: UpstreamTargetCache(),
+            logger: logger)
         self.identification = GatewayPipeline(steps: GatewayPipeline.identification(catalog: catalog))
     }
 

@@ -104,7 +104,7 @@ private func assemble(
     router.add(middleware: LogRequestsMiddleware(.debug))
     addHealthRoutes(to: router, catalog: catalog, writer: writer, registry: registry)
     let gateway = GatewayRoutes(
-        catalog: catalog, writer: writer, upstream: upstream, limiter: limiter,
+        catalog: catalog, writer: writer, upstream: upstream, limiter: limiter, metrics: GatewayMetrics(),
         configuration: GatewayConfiguration(maximumRequestBytes: configuration.maximumRequestBytes, credentials: configuration.credentials),
         logger: logger)
     gateway.register(on: router)

@@ -54,15 +54,15 @@ extension GatewayPipeline {
 
     /// The proxy's request path, in order.
     static func standard(
-        catalog: GatewayCatalog, limiter: TokenLimiter, writer: any UsageRecorder, configuration: GatewayConfiguration, targets: UpstreamTargetCache,
-        logger: Logger
+        catalog: GatewayCatalog, limiter: TokenLimiter, writer: any UsageRecorder, metrics: GatewayMetrics, configuration: GatewayConfiguration,
+        targets: UpstreamTargetCache, logger: Logger
     ) -> GatewayPipeline {
         GatewayPipeline(
             steps: identification(catalog: catalog) + [
                 AdmitStep(limiter: limiter),
                 ChooseBackendStep(),
                 ForwardStep(credentials: configuration.credentials, targets: targets, logger: logger),
-                MeterStep(writer: writer),
+                MeterStep(writer: writer, metrics: metrics),
                 SettleStep(limiter: limiter),
             ])
     }

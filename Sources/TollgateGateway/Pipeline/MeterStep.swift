@@ -14,7 +14,7 @@ final class MeterStep: GatewayStep, ReplyObserver {  // a class: registering it 
     let writer: any UsageRecorder
     let metrics: GatewayMetrics
 
-    init(writer: any UsageRecorder, metrics: GatewayMetrics = .shared) {
+    init(writer: any UsageRecorder, metrics: GatewayMetrics) {
         self.writer = writer
         self.metrics = metrics
     }

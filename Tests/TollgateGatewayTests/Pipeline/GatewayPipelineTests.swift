@@ -13,7 +13,8 @@ import TollgateStoreMemory
 @Suite struct GatewayPipelineTests {
     static func pipeline(_ fixture: PipelineFixture, recorded: RecordedUsage, limiter: TokenLimiter = TokenLimiter()) -> GatewayPipeline {
         .standard(
-            catalog: fixture.catalog, limiter: limiter, writer: recorded, configuration: GatewayConfiguration(credentials: PipelineFixture.credentials),
+            catalog: fixture.catalog, limiter: limiter, writer: recorded, metrics: GatewayMetrics(),
+            configuration: GatewayConfiguration(credentials: PipelineFixture.credentials),
             targets: UpstreamTargetCache(), logger: PipelineFixture.logger)
     }
 
