@@ -1,3 +1,5 @@
+// tollgate: the thin CLI — parses flags into a TollgateConfiguration and calls TollgateServer and the libraries; no logic of its own.
+
 import ArgumentParser
 import Logging
 import NIOCore

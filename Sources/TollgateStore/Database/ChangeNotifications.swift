@@ -24,10 +24,11 @@ public struct PostgresChangeNotifications: ChangeNotifications {
             do {
                 let connection = try await PostgresConnection.connect(configuration: location.connectionConfiguration(), id: 1, logger: logger)
                 do {
-                    let notifications = try await connection.listen(channel.name)
-                    attempt = 0
-                    await onChange()  // whatever changed while nobody listened
-                    for try await _ in notifications { await onChange() }
+                    try await connection.listen(on: channel.name) { notifications in
+                        attempt = 0
+                        await onChange()  // whatever changed while nobody listened
+                        for try await _ in notifications { await onChange() }
+                    }
                 } catch {
                     try? await connection.close()
                     throw error

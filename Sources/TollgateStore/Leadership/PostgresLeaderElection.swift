@@ -61,6 +61,11 @@ public struct PostgresLeaderElection: LeaderElection {
                 group.cancelAll()
             }
         }
+        // The body ended: give the lease back now, so the next candidate can lead at once. (Closing the session would
+        // too, but the server releases a closed session's locks only once its backend has exited, a moment later.)
+        _ = try? await abandoning(after: .seconds(2)) {
+            try await connection.query("SELECT pg_advisory_unlock(\(key))", logger: logger)
+        }
         return true
     }
 }

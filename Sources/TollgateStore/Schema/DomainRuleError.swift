@@ -48,6 +48,7 @@ public enum DomainRuleError: Error, Hashable, Sendable, CustomStringConvertible 
     }
 
     /// Runs `body`, turning a trigger-enforced refusal into its `DomainRuleError`; any other error passes unchanged.
+    @discardableResult
     static func mapping<T>(_ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
