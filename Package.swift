@@ -56,10 +56,10 @@ let package = Package(
             path: ".",
             exclude: [
                 "Sources/TollgateCore", "Sources/TollgateGateway", "Sources/TollgateRules", "Sources/TollgateReports", "Sources/TollgateServer",
-                "Sources/tollgate", "Tests", "examples", "docs", "bench", "dashboards", "scripts", "README.md",
+                "Sources/tollgate", "Tests", "examples", "docs", "bench", "dashboards", "scripts", "README.md", "deploy", "Containerfile",
             ],
             sources: ["Sources/TollgateStore"],
-            resources: [.copy("sql")],
+            resources: [.copy("sql"), .copy("prices")],
             swiftSettings: settings
         ),
         // The metering proxy: key auth, upstream forwarding, usage capture, the usage writer and spool.
