@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Builds the container image `tollgate:latest` (or $TOLLGATE_IMAGE) with no registry: a release build with the static
+# Swift standard library, a root filesystem holding only the binary, its resource bundle (the SQL migrations), the
+# libraries `ldd` lists, CA certificates, the price catalogs and a non-root user, then `podman build` of Containerfile
+# FROM scratch. Set SKIP_SWIFT_BUILD=1 to reuse .build/release. Prints the image size last.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+IMAGE="${TOLLGATE_IMAGE:-tollgate:latest}"
+PODMAN=(podman --runtime "${PODMAN_RUNTIME:-runc}")
+
+if [ "${SKIP_SWIFT_BUILD:-0}" != 1 ]; then
+    swift build -c release --static-swift-stdlib --product tollgate
+fi
+BIN_DIR="$(swift build -c release --static-swift-stdlib --show-bin-path)"
+[ -x "$BIN_DIR/tollgate" ] || { echo "no release binary in $BIN_DIR"; exit 1; }
+BUNDLE="$(ls -d "$BIN_DIR"/*_TollgateStore.resources 2>/dev/null | head -1)"
+if [ -z "$BUNDLE" ] || [ ! -d "$BUNDLE/sql" ]; then
+    echo "no TollgateStore resource bundle with sql/ beside the binary in $BIN_DIR"; exit 1
+fi
+
+CONTEXT="$(mktemp -d /tmp/tollgate-image.XXXXXX)"
+trap 'rm -rf "$CONTEXT"' EXIT
+ROOTFS="$CONTEXT/rootfs"
+mkdir -p "$ROOTFS"/{usr/local/bin,etc/ssl/certs,var/lib/tollgate,tmp}
+chmod 1777 "$ROOTFS/tmp"
+
+# The binary and, beside it, the resource bundle Bundle.module finds the migrations in.
+install -m 755 "$BIN_DIR/tollgate" "$ROOTFS/usr/local/bin/tollgate"
+cp -a "$BUNDLE" "$ROOTFS/usr/local/bin/"
+
+
+# The shared libraries the binary links (glibc-level only with --static-swift-stdlib), at the paths ldd resolved,
+# and the dynamic loader.
+ldd "$BIN_DIR/tollgate" | awk '/=> \//{ print $3 } /^\s*\/.*ld-linux/{ print $1 }' | sort -u | while read -r lib; do
+    mkdir -p "$ROOTFS$(dirname "$lib")"
+    cp -L "$lib" "$ROOTFS$lib"
+done
+if ldd "$BIN_DIR/tollgate" | grep -q "not found"; then ldd "$BIN_DIR/tollgate"; echo "a library is missing"; exit 1; fi
+# Merged /usr: the loader is asked for as /lib64/ld-linux-x86-64.so.2.
+for dir in lib lib64; do
+    if [ -d "$ROOTFS/usr/$dir" ] && [ ! -e "$ROOTFS/$dir" ]; then ln -s "usr/$dir" "$ROOTFS/$dir"; fi
+done
+
+cp -L /etc/ssl/certs/ca-certificates.crt "$ROOTFS/etc/ssl/certs/ca-certificates.crt"
+cat > "$ROOTFS/etc/passwd" <<'PASSWD'
+root:x:0:0:root:/root:/sbin/nologin
+tollgate:x:10001:10001:Tollgate:/var/lib/tollgate:/sbin/nologin
+nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin
+PASSWD
+cat > "$ROOTFS/etc/group" <<'GROUP'
+root:x:0:
+tollgate:x:10001:
+nogroup:x:65534:
+GROUP
+printf 'hosts: files dns\n' > "$ROOTFS/etc/nsswitch.conf"
+chown -R 10001:10001 "$ROOTFS/var/lib/tollgate"
+chmod 750 "$ROOTFS/var/lib/tollgate"
+
+cp Containerfile "$CONTEXT/Containerfile"
+"${PODMAN[@]}" build --quiet --format oci -t "$IMAGE" -f "$CONTEXT/Containerfile" "$CONTEXT" >/dev/null
+SIZE=$("${PODMAN[@]}" image inspect --format '{{.Size}}' "$IMAGE")
+echo "image $IMAGE: $SIZE bytes ($((SIZE / 1024 / 1024)) MiB)"
