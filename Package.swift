@@ -206,6 +206,7 @@ let package = Package(
             dependencies: [
                 "TollgateServer", "TollgateTestSupport", "TollgateStore", "TollgateStoreMemory",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: settings
