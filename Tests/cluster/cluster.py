@@ -76,6 +76,7 @@ class Instance:
         self.env = dict(env, DATABASE_URL=database_url, TOLLGATE_DATA_DIR=os.path.join(directory, name))
         self.process = None
         self.starts = 0
+        self.warm_ups = set()  # request ids of the set-up's own requests (metered like any other)
 
     def start(self):
         os.makedirs(self.env["TOLLGATE_DATA_DIR"], exist_ok=True)
@@ -105,6 +106,20 @@ class Instance:
         except (OSError, http.client.HTTPException, ValueError):
             return None, {}
 
+    def accepts(self, key):
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+            connection.request("POST", "/v1/chat/completions", headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+                               body=json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "warm-up"}]}))
+            response = connection.getresponse()
+            response.read()
+            connection.close()
+            if response.status == 200:
+                self.warm_ups.add(response.getheader("x-request-id"))
+            return response.status == 200
+        except (OSError, http.client.HTTPException):
+            return False
+
     def spool_files(self):
         spool = os.path.join(self.env["TOLLGATE_DATA_DIR"], "spool")
         if not os.path.isdir(spool):
@@ -122,19 +137,23 @@ class Instance:
 
 
 class Nginx:
-    """nginx round-robin over the instances; retries on the next one only what was never sent (connect errors)."""
+    """nginx round-robin over the instances; retries on the next one only what was never sent (connect errors).
+
+    nginx (open source) has no active health checks, so `mark_down` plays the part of the balancer's controller (an
+    ingress controller watching readiness, a load balancer's health probe): it rewrites the upstream with the instance
+    `down` and reloads, which is graceful for requests in flight."""
 
     def __init__(self, directory, ports):
         self.directory, self.ports = directory, ports
         self.port = free_port()
         self.process = None
+        self.down = set()
 
-    def start(self):
-        os.makedirs(self.directory, exist_ok=True)
-        servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in self.ports)
+    def config(self):
+        servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=2s{' down' if p in self.down else ''};" for p in self.ports)
         d = self.directory
         user = "user root root;" if os.getuid() == 0 else ""
-        config = f"""
+        return f"""
 {user}
 worker_processes 1;
 pid {d}/nginx.pid;
@@ -162,20 +181,54 @@ http {{
     }}
 }}
 """
-        path = os.path.join(d, "nginx.conf")
-        with open(path, "w") as f:
-            f.write(config)
-        self.process = subprocess.Popen(["nginx", "-e", os.path.join(d, "error.log"), "-p", d, "-c", path],
+
+    def write(self):
+        with open(os.path.join(self.directory, "nginx.conf"), "w") as f:
+            f.write(self.config())
+
+    def start(self):
+        os.makedirs(self.directory, exist_ok=True)
+        self.write()
+        self.process = subprocess.Popen(["nginx", "-e", os.path.join(self.directory, "error.log"), "-p", self.directory,
+                                         "-c", os.path.join(self.directory, "nginx.conf")],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
 
         def answers():
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return True
+                return bool(self.workers())
             except OSError:
                 return self.process.poll() is not None
         wait_until(answers, 20, "nginx to listen")
-        assert self.process.poll() is None, open(os.path.join(d, "error.log")).read()
+        assert self.process.poll() is None, open(os.path.join(self.directory, "error.log")).read()
+
+    def workers(self):
+        children = set()
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                    if int(fields[1]) == self.process.pid:
+                        children.add(int(entry))
+                except (OSError, IndexError, ValueError):
+                    pass
+        return children
+
+    def reload(self):
+        """Applies the configuration; returns once a worker with it accepts (old workers finish what they hold)."""
+        before = self.workers()
+        self.write()
+        self.process.send_signal(signal.SIGHUP)
+        wait_until(lambda: self.workers() - before, 10, "nginx to reload")
+
+    def mark_down(self, port):
+        self.down.add(port)
+        self.reload()
+
+    def mark_up(self, port):
+        self.down.discard(port)
+        self.reload()
 
     def stop(self):
         if self.process and self.process.poll() is None:
@@ -188,7 +241,8 @@ http {{
 
 class Load:
     """Steady, bounded load: `workers` threads, each sending chat completions through the balancer one after another
-    with a pause between, until stopped or `limit` requests in all. Every third worker streams."""
+    with a pause between, until stopped or `limit` requests in all. Every third worker streams. One connection per
+    request: a reload of nginx closes idle keep-alive connections to clients, and that race is not the gateway's."""
 
     def __init__(self, port, key, workers=6, pause=0.02, limit=20_000):
         self.port, self.key, self.workers, self.pause, self.limit = port, key, workers, pause, limit
@@ -217,7 +271,6 @@ class Load:
             return list(self.results)
 
     def worker(self, streamed):
-        connection = None
         body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello from the cluster test"}]}
         if streamed:
             body.update(stream=True, stream_options={"include_usage": True})
@@ -230,8 +283,7 @@ class Load:
             started = time.time()
             status, request_id, usage, error = None, None, None, None
             try:
-                if connection is None:
-                    connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
                 connection.request("POST", "/v1/chat/completions", body=payload, headers=headers)
                 response = connection.getresponse()
                 data = response.read()
@@ -244,7 +296,8 @@ class Load:
                     error = data[:300].decode(errors="replace")
             except (OSError, http.client.HTTPException) as exception:
                 status, error = -1, repr(exception)
-                connection = None
+            finally:
+                connection.close()
             with self.lock:
                 self.results.append((started, time.time(), status, request_id, streamed, usage, error))
             time.sleep(self.pause)

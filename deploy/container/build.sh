@@ -7,11 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 IMAGE="${TOLLGATE_IMAGE:-tollgate:latest}"
 PODMAN=(podman --runtime "${PODMAN_RUNTIME:-runc}")
+# TOLLGATE_SCRATCH_PATH: a build directory of its own (e.g. .build-release) leaves .build free for debug builds meanwhile.
+SWIFT_BUILD=(swift build -c release --static-swift-stdlib --scratch-path "${TOLLGATE_SCRATCH_PATH:-.build}")
 
 if [ "${SKIP_SWIFT_BUILD:-0}" != 1 ]; then
-    swift build -c release --static-swift-stdlib --product tollgate
+    "${SWIFT_BUILD[@]}" --product tollgate
 fi
-BIN_DIR="$(swift build -c release --static-swift-stdlib --show-bin-path)"
+BIN_DIR="$("${SWIFT_BUILD[@]}" --show-bin-path)"
 [ -x "$BIN_DIR/tollgate" ] || { echo "no release binary in $BIN_DIR"; exit 1; }
 BUNDLE="$(ls -d "$BIN_DIR"/*_TollgateStore.resources 2>/dev/null | head -1)"
 if [ -z "$BUNDLE" ] || [ ! -d "$BUNDLE/sql" ]; then
@@ -31,15 +33,12 @@ cp -a "$BUNDLE" "$ROOTFS/usr/local/bin/"
 
 # The shared libraries the binary links (glibc-level only with --static-swift-stdlib), at the paths ldd resolved,
 # and the dynamic loader.
-ldd "$BIN_DIR/tollgate" | awk '/=> \//{ print $3 } /^\s*\/.*ld-linux/{ print $1 }' | sort -u | while read -r lib; do
+ldd "$BIN_DIR/tollgate" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u | while read -r lib; do
     mkdir -p "$ROOTFS$(dirname "$lib")"
     cp -L "$lib" "$ROOTFS$lib"
 done
 if ldd "$BIN_DIR/tollgate" | grep -q "not found"; then ldd "$BIN_DIR/tollgate"; echo "a library is missing"; exit 1; fi
-# Merged /usr: the loader is asked for as /lib64/ld-linux-x86-64.so.2.
-for dir in lib lib64; do
-    if [ -d "$ROOTFS/usr/$dir" ] && [ ! -e "$ROOTFS/$dir" ]; then ln -s "usr/$dir" "$ROOTFS/$dir"; fi
-done
+[ -e "$ROOTFS/lib64/ld-linux-x86-64.so.2" ] || [ -e "$ROOTFS/lib/ld-linux-aarch64.so.1" ] || { echo "the dynamic loader was not copied"; exit 1; }
 
 cp -L /etc/ssl/certs/ca-certificates.crt "$ROOTFS/etc/ssl/certs/ca-certificates.crt"
 cat > "$ROOTFS/etc/passwd" <<'PASSWD'

@@ -7,6 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 IMAGE="${TOLLGATE_IMAGE:-tollgate:latest}"
 PODMAN=(podman --runtime "${PODMAN_RUNTIME:-runc}")
+# podman raises the container's open-file and process limits above this process's own by default, which needs
+# CAP_SYS_RESOURCE; where that is missing (this CI), ask for limits within the current hard ones.
+HARD_NOFILE="$(ulimit -Hn)"; [ "$HARD_NOFILE" = unlimited ] && HARD_NOFILE=65536; [ "$HARD_NOFILE" -gt 65536 ] && HARD_NOFILE=65536
+LIMITS=(--ulimit "nofile=$HARD_NOFILE:$HARD_NOFILE" --ulimit nproc=4096:4096)
 NAME="tollgate-smoke-$$"
 WORK="$(mktemp -d /tmp/tollgate-smoke.XXXXXX)"
 chmod 755 "$WORK"
@@ -31,7 +35,7 @@ URL="postgres://postgres@127.0.0.1:$PGPORT/tollgate?sslmode=disable"
 sql() { psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d tollgate -Atc "$1"; }
 
 cp examples/tollgate.yaml "$WORK/tollgate.yaml"; chmod 644 "$WORK/tollgate.yaml"
-"${PODMAN[@]}" run -d --name "$NAME" --network host \
+"${PODMAN[@]}" run -d --name "$NAME" --network host "${LIMITS[@]}" \
     -e DATABASE_URL="$URL" -e TOLLGATE_HOST=127.0.0.1 -e TOLLGATE_PORT="$PORT" -e TOLLGATE_ADMIN_TOKEN=smoke-admin-token-0123456789 \
     -e TOLLGATE_CONFIG=/etc/tollgate/tollgate.yaml -v "$WORK/tollgate.yaml:/etc/tollgate/tollgate.yaml:ro" \
     "$IMAGE" >/dev/null
