@@ -7,17 +7,12 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BINARY = os.environ.get("TOLLGATE_BIN", os.path.join(ROOT, ".build", "debug", "tollgate"))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
+from test_gateway_sdk import BINARY, free_port  # noqa: E402 — one place says where the binary is and how a port is picked
 
 
 def wait_until(condition, timeout, what, interval=0.05):
