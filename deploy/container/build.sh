@@ -2,7 +2,7 @@
 # Builds the container image `tollgate:latest` (or $TOLLGATE_IMAGE) with no registry: a release build with the static
 # Swift standard library, a root filesystem holding only the binary, its resource bundle (the SQL migrations), the
 # libraries `ldd` lists, CA certificates, the price catalogs and a non-root user, then `podman build` of Containerfile
-# FROM scratch. Set SKIP_SWIFT_BUILD=1 to reuse .build/release. Prints the image size last.
+# FROM scratch. Set SKIP_SWIFT_BUILD=1 to reuse the last release build. Prints the image size last.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 IMAGE="${TOLLGATE_IMAGE:-tollgate:latest}"
@@ -10,10 +10,13 @@ PODMAN=(podman --runtime "${PODMAN_RUNTIME:-runc}")
 # TOLLGATE_SCRATCH_PATH: a build directory of its own (e.g. .build-release) leaves .build free for debug builds meanwhile.
 SWIFT_BUILD=(swift build -c release --static-swift-stdlib --scratch-path "${TOLLGATE_SCRATCH_PATH:-.build}")
 
-if [ "${SKIP_SWIFT_BUILD:-0}" != 1 ]; then
-    "${SWIFT_BUILD[@]}" --product tollgate
+# TOLLGATE_BIN_DIR: package the binary already in that directory (no build; e.g. .build/debug for a quick try).
+if [ -n "${TOLLGATE_BIN_DIR:-}" ]; then
+    BIN_DIR="$TOLLGATE_BIN_DIR"
+else
+    [ "${SKIP_SWIFT_BUILD:-0}" = 1 ] || "${SWIFT_BUILD[@]}" --product tollgate
+    BIN_DIR="$("${SWIFT_BUILD[@]}" --show-bin-path)"
 fi
-BIN_DIR="$("${SWIFT_BUILD[@]}" --show-bin-path)"
 [ -x "$BIN_DIR/tollgate" ] || { echo "no release binary in $BIN_DIR"; exit 1; }
 BUNDLE="$(ls -d "$BIN_DIR"/*_TollgateStore.resources 2>/dev/null | head -1)"
 if [ -z "$BUNDLE" ] || [ ! -d "$BUNDLE/sql" ]; then
@@ -23,7 +26,7 @@ fi
 CONTEXT="$(mktemp -d /tmp/tollgate-image.XXXXXX)"
 trap 'rm -rf "$CONTEXT"' EXIT
 ROOTFS="$CONTEXT/rootfs"
-mkdir -p "$ROOTFS"/{usr/local/bin,etc/ssl/certs,var/lib/tollgate,tmp}
+mkdir -p "$ROOTFS"/{usr/local/bin,etc/ssl/certs,var/lib,tmp}
 chmod 1777 "$ROOTFS/tmp"
 
 # The binary and, beside it, the resource bundle Bundle.module finds the migrations in.
@@ -52,8 +55,7 @@ tollgate:x:10001:
 nogroup:x:65534:
 GROUP
 printf 'hosts: files dns\n' > "$ROOTFS/etc/nsswitch.conf"
-chown -R 10001:10001 "$ROOTFS/var/lib/tollgate"
-chmod 750 "$ROOTFS/var/lib/tollgate"
+mkdir -m 750 "$CONTEXT/data"  # /var/lib/tollgate, copied with --chown by the Containerfile
 
 cp Containerfile "$CONTEXT/Containerfile"
 "${PODMAN[@]}" build --quiet --format oci -t "$IMAGE" -f "$CONTEXT/Containerfile" "$CONTEXT" >/dev/null
