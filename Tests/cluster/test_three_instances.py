@@ -68,7 +68,7 @@ def cluster():
             instance.start()
         nginx.start()
         key = subprocess.run([BINARY, "keys", "create", "--subscription", "cluster-load", "--quiet"],
-                             env=dict(env, DATABASE_URL=postgres.url), capture_output=True, text=True, check=True).stdout.strip()
+                             env=dict(env, DATABASE_URL=postgres.url), capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
         # Keys reach every instance's catalog by NOTIFY: wait until each one accepts the new key before the load starts.
         for instance in instances:
             wait_until(lambda: instance.accepts(key), 30, f"{instance.name} to accept the new key")

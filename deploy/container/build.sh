@@ -31,6 +31,10 @@ chmod 1777 "$ROOTFS/tmp"
 
 # The binary and, beside it, the resource bundle Bundle.module finds the migrations in.
 install -m 755 "$BIN_DIR/tollgate" "$ROOTFS/usr/local/bin/tollgate"
+# Without its symbol table and debug info the release binary is about half its size (189 MB to 91 MB here). Swift's
+# metadata lives in sections of its own and dlsym uses .dynsym, both kept; crash backtraces show addresses only.
+# TOLLGATE_STRIP=0 keeps them.
+if [ "${TOLLGATE_STRIP:-1}" = 1 ] && command -v strip >/dev/null; then strip "$ROOTFS/usr/local/bin/tollgate"; fi
 cp -a "$BUNDLE" "$ROOTFS/usr/local/bin/"
 
 

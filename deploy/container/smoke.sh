@@ -53,11 +53,19 @@ user="$("${PODMAN[@]}" exec "$NAME" sh -c 'id -u' 2>/dev/null || "${PODMAN[@]}" 
 echo "runs as: $user"
 
 # The CLI in the image: a key, and the shipped catalog's prices.
-KEY="$("${PODMAN[@]}" exec "$NAME" /usr/local/bin/tollgate keys create --subscription team-search-prod --quiet)"
+# The key is the output's last line: a CLI warning logged on the way may come first.
+KEY="$("${PODMAN[@]}" exec "$NAME" /usr/local/bin/tollgate keys create --subscription team-search-prod --quiet | tail -1)"
 "${PODMAN[@]}" exec "$NAME" /usr/local/bin/tollgate prices import --catalog openai
 headers="$WORK/headers"
-reply="$(curl -sS -D "$headers" "http://127.0.0.1:$PORT/v1/chat/completions" -H "Authorization: Bearer $KEY" -H "Content-Type: application/json" \
-    -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello from the smoke test"}]}')"
+chat() {
+    curl -sS -o "$WORK/reply" -w '%{http_code}' -D "$headers" "http://127.0.0.1:$PORT/v1/chat/completions" -H "Authorization: Bearer $KEY" \
+        -H "Content-Type: application/json" -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello from the smoke test"}]}'
+}
+# A new key reaches the running gateway's catalog by NOTIFY: until then it answers 401. Wait for that, nothing else.
+status="$(chat)"
+for _ in $(seq 1 50); do [ "$status" = 401 ] || break; sleep 0.2; status="$(chat)"; done
+[ "$status" = 200 ] || fail "the chat completion answered $status: $(cat "$WORK/reply")"
+reply="$(cat "$WORK/reply")"
 echo "$reply" | grep -q '"total_tokens"' || fail "no usage in the reply: $reply"
 REQUEST_ID="$(awk -F': ' 'tolower($1) == "x-request-id" { gsub("\r", "", $2); print $2 }' "$headers")"
 [ -n "$REQUEST_ID" ] || fail "no x-request-id on the reply"
@@ -75,7 +83,8 @@ started=$(date +%s%N)
 stopped=$(date +%s%N)
 code="$("${PODMAN[@]}" inspect -f '{{.State.ExitCode}}' "$NAME")"
 [ "$code" = 0 ] || fail "exit code $code after SIGTERM"
-"${PODMAN[@]}" logs "$NAME" 2>&1 | grep -q "Shutdown requested" || fail "the log does not show the drain"
+"${PODMAN[@]}" logs "$NAME" >"$WORK/container.log" 2>&1  # to a file: `grep -q` on a pipe would SIGPIPE podman under pipefail
+grep -q "Shutdown requested" "$WORK/container.log" || fail "the log does not show the drain"
 echo "stopped on SIGTERM in $(( (stopped - started) / 1000000 )) ms, exit 0"
 SIZE=$("${PODMAN[@]}" image inspect --format '{{.Size}}' "$IMAGE")
 echo "image $IMAGE: $SIZE bytes ($((SIZE / 1024 / 1024)) MiB)"
