@@ -8,14 +8,20 @@ cd "$(dirname "$0")/../.."
 IMAGE="${TOLLGATE_IMAGE:-tollgate:latest}"
 PODMAN=(podman --runtime "${PODMAN_RUNTIME:-runc}")
 # TOLLGATE_SCRATCH_PATH: a build directory of its own (e.g. .build-release) leaves .build free for debug builds meanwhile.
-SWIFT_BUILD=(swift build -c release --static-swift-stdlib --scratch-path "${TOLLGATE_SCRATCH_PATH:-.build}")
+SCRATCH="${TOLLGATE_SCRATCH_PATH:-.build}"
+SWIFT_BUILD=(swift build -c release --static-swift-stdlib --scratch-path "$SCRATCH")
 
 # TOLLGATE_BIN_DIR: package the binary already in that directory (no build; e.g. .build/debug for a quick try).
 if [ -n "${TOLLGATE_BIN_DIR:-}" ]; then
     BIN_DIR="$TOLLGATE_BIN_DIR"
 else
-    [ "${SKIP_SWIFT_BUILD:-0}" = 1 ] || "${SWIFT_BUILD[@]}" --product tollgate
-    BIN_DIR="$("${SWIFT_BUILD[@]}" --show-bin-path)"
+    if [ "${SKIP_SWIFT_BUILD:-0}" != 1 ] && ! "${SWIFT_BUILD[@]}" --product tollgate; then
+        # SwiftPM 6.3.1 can fail a repeated release build in one scratch directory with "unknown build description":
+        # dropping the cached descriptions (not the built objects) and building again mends it.
+        rm -f "$SCRATCH/release.yaml" "$SCRATCH/release/description.json"
+        "${SWIFT_BUILD[@]}" --product tollgate
+    fi
+    BIN_DIR="$SCRATCH/release"
 fi
 [ -x "$BIN_DIR/tollgate" ] || { echo "no release binary in $BIN_DIR"; exit 1; }
 BUNDLE="$(ls -d "$BIN_DIR"/*_TollgateStore.resources 2>/dev/null | head -1)"
