@@ -56,10 +56,10 @@ let package = Package(
             path: ".",
             exclude: [
                 "Sources/TollgateCore", "Sources/TollgateGateway", "Sources/TollgateRules", "Sources/TollgateReports", "Sources/TollgateServer",
-                "Sources/tollgate", "Tests", "examples", "docs", "bench", "dashboards", "scripts", "README.md",
+                "Sources/tollgate", "Tests", "examples", "docs", "bench", "dashboards", "scripts", "README.md", "deploy", "Containerfile",
             ],
             sources: ["Sources/TollgateStore"],
-            resources: [.copy("sql")],
+            resources: [.copy("sql"), .copy("prices")],
             swiftSettings: settings
         ),
         // The metering proxy: key auth, upstream forwarding, usage capture, the usage writer and spool.
@@ -202,6 +202,7 @@ let package = Package(
             dependencies: [
                 "TollgateServer", "TollgateTestSupport", "TollgateStore", "TollgateStoreMemory", "TollgateRules", "TollgateGateway",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: settings

@@ -33,7 +33,7 @@ public struct TollgateRuntime: Sendable {
 /// correctly from its first request; if any of that fails, the cluster it started is stopped again.
 public func buildApplication(
     configuration: TollgateConfiguration, logger: Logger, registry: PrometheusCollectorRegistry? = nil,
-    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    drain: DrainState = DrainState(), onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) async throws -> (application: some ApplicationProtocol, runtime: TollgateRuntime) {
     // 1. No I/O beyond local files: a configuration error changes nothing and starts nothing.
     let upstreamTLS = try configuration.upstreamTLSConfiguration()
@@ -52,7 +52,7 @@ public func buildApplication(
     do {
         return try await assemble(
             configuration: configuration, database: resolution, upstreamTLS: upstreamTLS, rules: rules, policyDocument: policyDocument,
-            spool: spool, adminToken: adminToken, logger: logger, registry: registry, onServerRunning: onServerRunning)
+            spool: spool, adminToken: adminToken, logger: logger, registry: registry, drain: drain, onServerRunning: onServerRunning)
     } catch {
         try? await resolution.startedCluster?.stop()
         throw error
@@ -63,7 +63,7 @@ public func buildApplication(
 private func assemble(
     configuration: TollgateConfiguration, database resolution: DatabaseResolution, upstreamTLS: TLSConfiguration, rules: RulesConfiguration,
     policyDocument: PolicyDocument?, spool: UsageSpool, adminToken: Secret, logger: Logger, registry: PrometheusCollectorRegistry?,
-    onServerRunning: @escaping @Sendable (Int) async -> Void
+    drain: DrainState, onServerRunning: @escaping @Sendable (Int) async -> Void
 ) async throws -> (application: some ApplicationProtocol, runtime: TollgateRuntime) {
     let location = resolution.location
     logger.info("Starting Tollgate", metadata: configuration.logMetadata.merging(["config.database": "\(location)"]) { $1 })
@@ -102,7 +102,7 @@ private func assemble(
 
     let router = Router(context: BasicRequestContext.self)
     router.add(middleware: LogRequestsMiddleware(.debug))
-    addHealthRoutes(to: router, catalog: catalog, writer: writer, registry: registry)
+    addHealthRoutes(to: router, catalog: catalog, writer: writer, drain: drain, registry: registry)
     let gateway = GatewayRoutes(
         catalog: catalog, writer: writer, upstream: upstream, limiter: limiter, metrics: GatewayMetrics(),
         configuration: GatewayConfiguration(maximumRequestBytes: configuration.maximumRequestBytes, credentials: configuration.credentials),
@@ -132,16 +132,21 @@ private func assemble(
     return (app, TollgateRuntime(database: database, catalog: catalog, writer: writer, adminToken: adminToken))
 }
 
-func addHealthRoutes(to router: Router<BasicRequestContext>, catalog: GatewayCatalog, writer: UsageWriter, registry: PrometheusCollectorRegistry?) {
+func addHealthRoutes(
+    to router: Router<BasicRequestContext>, catalog: GatewayCatalog, writer: UsageWriter, drain: DrainState, registry: PrometheusCollectorRegistry?
+) {
     // Liveness: the process answers.
     router.get("healthz") { _, _ in HealthBody(status: "ok", catalog: nil, usageLoading: nil) }
     // Readiness: the catalog is loaded, so keys can be checked. A database outage does not make the gateway unready:
-    // it keeps serving known keys and spools usage. The body says how usage loading is doing.
+    // it keeps serving known keys and spools usage. The body says how usage loading is doing. After SIGTERM it is 503
+    // `draining`, so balancers stop sending while in-flight requests finish.
     router.get("readyz") { _, _ -> Response in
-        let body = HealthBody(status: catalog.isLoaded ? "ready" : "starting", catalog: catalog.isLoaded ? "loaded" : "loading",
+        let ready = catalog.isLoaded && !drain.isDraining
+        let body = HealthBody(status: drain.isDraining ? "draining" : catalog.isLoaded ? "ready" : "starting",
+                              catalog: catalog.isLoaded ? "loaded" : "loading",
                               usageLoading: writer.isLoading ? "ok" : "failing (usage is spooled on disk)")
         var response = try JSONEncoder().encodeResponse(body)
-        response.status = catalog.isLoaded ? .ok : .serviceUnavailable
+        response.status = ready ? .ok : .serviceUnavailable
         return response
     }
     if let registry {
@@ -193,8 +198,16 @@ public func runServer(
     configuration: TollgateConfiguration, logger: Logger, registry: PrometheusCollectorRegistry?,
     onListening: @escaping @Sendable (Int) async -> Void
 ) async throws {
-    let (app, _) = try await buildApplication(configuration: configuration, logger: logger, registry: registry, onServerRunning: onListening)
-    try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+    let drain = DrainState()
+    let (app, _) = try await buildApplication(
+        configuration: configuration, logger: logger, registry: registry, drain: drain, onServerRunning: onListening)
+    // The gate comes after the application, so a graceful shutdown reaches it first (see ShutdownDrainGate).
+    var group = ServiceGroupConfiguration(
+        services: [app, ShutdownDrainGate(state: drain, delay: configuration.shutdownDelay, logger: logger)],
+        gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+    // The hard deadline: past it, what is still draining is cancelled. Unloaded usage stays in the spool for the next start.
+    group.maximumGracefulShutdownDuration = configuration.shutdownDelay + configuration.drainTimeout
+    try await ServiceGroup(configuration: group).run()
 }
 
 /// Shuts an HTTP client down after the services that use it have stopped.

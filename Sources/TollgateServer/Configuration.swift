@@ -31,6 +31,10 @@ public struct TollgateConfiguration: Sendable {
     public var usageRetentionMonths: Int?
     /// PEM certificates trusted for `https` backends besides the system's roots (a private CA in front of an internal gateway).
     public var upstreamCAFile: String?
+    /// After SIGTERM, how long the listener stays open with `/readyz` answering 503 before the drain starts.
+    public var shutdownDelay: Duration = .zero
+    /// How long the drain (in-flight requests, spool load, leadership release) may take before what is left is cancelled.
+    public var drainTimeout: Duration = .seconds(30)
 
     public init() {}
 
@@ -76,6 +80,8 @@ public struct TollgateConfiguration: Sendable {
         if let bytes = try int("TOLLGATE_MAX_REQUEST_BYTES", 1024...(1 << 30)) { maximumRequestBytes = bytes }
         if let connections = try int("TOLLGATE_DATABASE_CONNECTIONS", 2...200) { databaseConnections = connections }
         if let months = try int("TOLLGATE_USAGE_RETENTION_MONTHS", 0...1200) { usageRetentionMonths = months }
+        if let seconds = try int("TOLLGATE_SHUTDOWN_DELAY_SECONDS", 0...300) { shutdownDelay = .seconds(seconds) }
+        if let seconds = try int("TOLLGATE_DRAIN_TIMEOUT_SECONDS", 1...3600) { drainTimeout = .seconds(seconds) }
         if let file = environment["TOLLGATE_UPSTREAM_CA_FILE"], !file.isEmpty {
             guard FileManager.default.isReadableFile(atPath: file) else {
                 throw ConfigurationError(variable: "TOLLGATE_UPSTREAM_CA_FILE", message: "cannot read '\(file)'")

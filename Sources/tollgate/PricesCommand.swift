@@ -11,26 +11,44 @@ struct PricesCommand: AsyncParsableCommand {
 
     struct Import: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Import a price list (CSV). All or nothing; re-importing the same file changes nothing.",
+            abstract: "Import a price list (CSV) or a shipped catalog. All or nothing; re-importing the same file changes nothing.",
             discussion: """
                 Header: \(PriceListCSV.columns.joined(separator: ","))
 
                 Prices are per 1M tokens. effective_from (RFC 3339, or yyyy-MM-dd for midnight UTC) must be on a whole UTC hour \
                 and after the last closed month. An empty cached_input_per_1m bills cached tokens as input; an empty \
                 reasoning_per_1m bills reasoning as output. Every bad line is reported with its line number and nothing is imported.
+
+                --catalog openai (or azure-openai) imports the list prices that ship inside the binary (prices/ in the repository,
+                sources in prices/README.md), recorded as catalog:NAME@<content hash>.
                 """)
 
-        @Argument(help: "The CSV file.") var file: String
+        @Argument(help: "The CSV file.") var file: String?
+        @Option(help: "A shipped catalog instead of a file: openai or azure-openai.") var catalog: String?
         @Option(help: "Name recorded as the price-list version (default: file name and content hash).") var priceList: String?
         @OptionGroup var database: DatabaseOptions
 
+        func validate() throws {
+            guard (file == nil) != (catalog == nil) else { throw ValidationError("Give either a CSV file or --catalog NAME.") }
+        }
+
         func run() async throws {
+            let file: String
+            if let catalog {
+                guard let shipped = PriceCatalog.file(named: catalog) else {
+                    throw CLIError("no price catalog '\(catalog)'; shipped: \(PriceCatalog.names().joined(separator: ", "))")
+                }
+                file = shipped.path
+            } else {
+                file = self.file ?? ""
+            }
             let data = try Data(contentsOf: URL(fileURLWithPath: file))
             let prices: [ModelPrice]
             do { prices = try PriceListCSV.parse(String(decoding: data, as: UTF8.self)) } catch {
                 throw CLIError(error.errors.map { "\(file):\($0.line): \($0.message)" }.joined(separator: "\n"))
             }
-            let name = priceList ?? PriceListVersion.name(file: URL(fileURLWithPath: file).lastPathComponent, contents: data)
+            let label = catalog.map { "catalog:\($0)" } ?? URL(fileURLWithPath: file).lastPathComponent
+            let name = priceList ?? PriceListVersion.name(file: label, contents: data)
             let summary = try await CLIDatabase.withDatabase(database) { database, logger in
                 try await database.prices.importPrices(prices, priceList: name, logger: logger)
             }
