@@ -17,9 +17,13 @@ struct TollgateLogHandler: LogHandler {
     var metadataProvider: Logger.MetadataProvider?
 
     private static let output = Mutex(())
+    /// Standard output for `serve` (a service's log stream); standard error for every other command, whose standard
+    /// output is its result (a key, a CSV) and must not carry log lines.
+    let fileDescriptor: Int32
 
-    init(label: String, metadataProvider: Logger.MetadataProvider? = nil) {
+    init(label: String, fileDescriptor: Int32 = STDOUT_FILENO, metadataProvider: Logger.MetadataProvider? = nil) {
         self.label = label
+        self.fileDescriptor = fileDescriptor
         self.metadataProvider = metadataProvider
     }
 
@@ -41,7 +45,7 @@ struct TollgateLogHandler: LogHandler {
             text.withUTF8 { bytes in
                 var offset = 0
                 while offset < bytes.count {
-                    let written = write(STDOUT_FILENO, bytes.baseAddress! + offset, bytes.count - offset)
+                    let written = write(fileDescriptor, bytes.baseAddress! + offset, bytes.count - offset)
                     if written < 0 && errno == EINTR { continue }
                     guard written > 0 else { return }  // nowhere to report a failed log write
                     offset += written

@@ -5,6 +5,10 @@ import Logging
 import NIOCore
 import NIOPosix
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 @main
 struct Tollgate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -32,7 +36,8 @@ struct Tollgate: AsyncParsableCommand {
     /// other task is started. Blocking calls (fsync, waiting for a child process) go to NIO's thread pool instead.
     static func main() async {
         NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
-        LoggingSystem.bootstrap { label in TollgateLogHandler(label: label) }
+        let logTo = CommandLine.arguments.dropFirst().first == "serve" ? STDOUT_FILENO : STDERR_FILENO
+        LoggingSystem.bootstrap { label in TollgateLogHandler(label: label, fileDescriptor: logTo) }
         await main(nil)
     }
 }
