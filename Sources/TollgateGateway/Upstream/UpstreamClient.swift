@@ -40,16 +40,8 @@ public final class UpstreamClients: Service, Sendable {
         let readTimeoutSeconds: Int
     }
 
-    /// How a reply's body is handed over.
-    enum ReplyMode {
-        /// The whole body, in one buffer, once it has all arrived (refused past `limit` bytes): a request that did not
-        /// ask for a stream has no per-chunk hand-over to wait for.
-        case collect(limit: Int)
-        /// An event stream (`text/event-stream`) piece by piece as it is read, to `consumer`, on the connection's event
-        /// loop, the future completing with the head. Any other reply (an error, or an upstream that ignored the
-        /// request's `stream`) is collected whole, as with `collect(limit:)`, and `consumer` hears nothing.
-        case stream(any UpstreamBodyConsumer, otherwiseCollectUpTo: Int)
-    }
+    /// How a reply's body is handed over (`UpstreamReplyMode`), to a consumer of any type.
+    typealias ReplyMode = UpstreamReplyMode<any UpstreamBodyConsumer>
 
     /// Sends one request. The future completes, on `eventLoop`, with the reply's head (and its whole body when
     /// collecting). A reused connection that the upstream had closed while idle is replaced, and the request sent again,
@@ -300,121 +292,62 @@ final class UpstreamConnection: Sendable {
         let promise = channel.eventLoop.makePromise(of: UpstreamResponse.self)
         let handler = self.handler
         if handler.eventLoop.inEventLoop {
-            handler.value.start(exchange, promise: promise, handler: handler)
+            handler.value.start(exchange, promise: promise)
         } else {
-            handler.eventLoop.execute { handler.value.start(exchange, promise: promise, handler: handler) }
+            handler.eventLoop.execute { handler.value.start(exchange, promise: promise) }
         }
         return promise.futureResult
     }
 }
 
-/// Runs request/reply exchanges on one HTTP/1.1 connection, one at a time.
+/// Runs request/reply exchanges on one HTTP/1.1 connection, one at a time: feeds what happens to its
+/// `UpstreamConnectionStateMachine` and performs the actions it returns.
 final class UpstreamConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundOut = HTTPClientRequestPart
+    typealias StateMachine = UpstreamConnectionStateMachine<EventLoopPromise<UpstreamResponse>, any UpstreamBodyConsumer>
 
-    private enum State {
-        case idle
-        case awaitingHead(EventLoopPromise<UpstreamResponse>, handler: NIOLoopBound<UpstreamConnectionHandler>, UpstreamClients.ReplyMode)
-        case body(any UpstreamBodyConsumer, keepAlive: Bool)
-        /// Collecting the whole reply before handing it over.
-        case collecting(EventLoopPromise<UpstreamResponse>, HTTPResponseHead, ByteBuffer, limit: Int)
-        /// The reply is still arriving but nobody reads it any more: the connection is closed.
-        case closed
-    }
-    private var state = State.idle
+    private var machine = StateMachine()
     private var context: ChannelHandlerContext?
-    /// Numbers the exchanges on this connection, so a late signal about an earlier reply's body is ignored.
-    private var exchange: UInt64 = 0
-    /// Reading is paused because the body's consumer lags (autoRead off); a read timeout does not apply then.
-    private var paused = false
     var release: (() -> Void)?
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
-    func start(_ request: UpstreamClients.Exchange, promise: EventLoopPromise<UpstreamResponse>, handler: NIOLoopBound<UpstreamConnectionHandler>) {
-        guard case .idle = state, let context, context.channel.isActive else {
-            promise.fail(UpstreamClientError.closedBeforeReply)
-            return
+    func start(_ request: UpstreamClients.Exchange, promise: EventLoopPromise<UpstreamResponse>) {
+        switch machine.start(promise, reply: request.reply, channelActive: context?.channel.isActive ?? false) {
+        case .fail(let promise, let error):
+            promise.fail(error)
+        case .sendRequest:
+            guard let context else { preconditionFailure("an active channel has a context") }
+            context.write(wrapOutboundOut(.head(request.head)), promise: nil)
+            if request.body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(request.body))), promise: nil) }
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         }
-        exchange &+= 1
-        paused = false
-        state = .awaitingHead(promise, handler: handler, request.reply)
-        context.write(wrapOutboundOut(.head(request.head)), promise: nil)
-        if request.body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(request.body))), promise: nil) }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
-        case .head(let head):
-            guard case .awaitingHead(let promise, let handler, let reply) = state else { return }
-            switch reply {
-            case .collect(let limit):
-                state = .collecting(promise, head, ByteBuffer(), limit: limit)
-            case .stream(_, let limit) where !head.isEventStream:
-                state = .collecting(promise, head, ByteBuffer(), limit: limit)
-            case .stream(let consumer, _):
-                state = .body(consumer, keepAlive: head.isKeepAlive)
-                promise.succeed(UpstreamResponse(
-                    status: head.status, headers: head.headers, body: nil, stream: UpstreamStream(handler: handler, exchange: exchange)))
-            }
-        case .body(var buffer):
-            switch state {
-            case .body(let consumer, _):
-                consumer.upstreamBody(buffer)
-            case .collecting(let promise, let head, var collected, let limit):
-                guard collected.readableBytes + buffer.readableBytes <= limit else {
-                    state = .closed
-                    promise.fail(UpstreamClientError.replyTooLarge(limit))
-                    context.close(promise: nil)
-                    return
-                }
-                state = .idle  // let `collected` be uniquely referenced while it grows
-                if collected.readableBytes == 0 { collected = buffer } else { collected.writeBuffer(&buffer) }
-                state = .collecting(promise, head, collected, limit: limit)
-            default:
-                return
-            }
-        case .end:
-            switch state {
-            case .body(let consumer, let keepAlive):
-                state = .idle
-                if paused {
-                    paused = false
-                    context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
-                }
-                // Back in the pool before the consumer learns the body ended, so its next request finds it there.
-                if keepAlive { release?() } else { context.close(promise: nil) }
-                consumer.upstreamEnded(nil)
-            case .collecting(let promise, let head, let collected, _):
-                state = .idle
-                if head.isKeepAlive { release?() } else { context.close(promise: nil) }
-                promise.succeed(UpstreamResponse(status: head.status, headers: head.headers, body: collected, stream: nil))
-            default:
-                return  // closed: the connection is going away, never back to the pool
-            }
+        case .head(let head): perform(machine.headReceived(head), context: context)
+        case .body(let buffer): perform(machine.bodyReceived(buffer), context: context)
+        case .end: perform(machine.endReceived(), context: context)
         }
     }
 
     func pauseReading(exchange: UInt64) {
-        guard exchange == self.exchange, !paused, case .body = state, let context else { return }
-        paused = true
-        context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+        guard let context else { return }
+        perform(machine.pauseReading(exchange: exchange), context: context)
     }
 
     func resumeReading(exchange: UInt64) {
-        guard exchange == self.exchange, paused, let context else { return }
-        paused = false
-        context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+        guard let context else { return }
+        perform(machine.resumeReading(exchange: exchange), context: context)
     }
 
     /// The body's consumer stopped before its end (the client went away): the rest can't be skipped safely, so close.
     func consumerGone(exchange: UInt64) {
-        guard exchange == self.exchange, case .body = state, let context else { return }
-        state = .closed
-        context.close(promise: nil)
+        guard let context else { return }
+        perform(machine.consumerGone(exchange: exchange), context: context)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -422,52 +355,57 @@ final class UpstreamConnectionHandler: ChannelInboundHandler {
             context.fireUserInboundEventTriggered(event)
             return
         }
-        switch state {
-        case .awaitingHead, .body, .collecting:
-            guard !paused else { return }
-            fail(UpstreamClientError.readTimeout)
-            context.close(promise: nil)
-        case .idle, .closed:
-            context.close(promise: nil)  // idle in the pool for a whole read timeout: let it go
-        }
+        perform(machine.readTimedOut(), context: context)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        lost(String(describing: error))
-        context.close(promise: nil)
+        perform(machine.errorCaught(error), context: context)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        lost("connection closed")
-        state = .closed
+        perform(machine.channelInactive(), context: context)
         release = nil
         context.fireChannelInactive()
     }
 
-    /// The connection failed or closed. Before any byte of a reply came back — typically a connection the upstream had
-    /// closed while idle, reset as the request arrived — the request may be sent again on another connection.
-    private func lost(_ reason: String) {
-        if case .awaitingHead = state {
-            fail(UpstreamClientError.closedBeforeReply)
-        } else {
-            fail(UpstreamClientError.connectionLost(reason))
-        }
-    }
-
-    private func fail(_ error: UpstreamClientError) {
-        switch state {
-        case .awaitingHead(let promise, _, _), .collecting(let promise, _, _, _):
-            state = .closed
-            promise.fail(error)
-        case .body(let consumer, _):
-            state = .closed
-            consumer.upstreamEnded(error)
-        case .idle, .closed:
+    /// The machine has already moved on when an action runs, so a callback that reenters the handler (a consumer's
+    /// next request on this connection, back in the pool) finds it in its new state.
+    private func perform(_ action: StateMachine.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .none:
             break
+        case .forwardHead(let promise, let head, let exchange):
+            let stream = UpstreamStream(handler: NIOLoopBound(self, eventLoop: context.eventLoop), exchange: exchange)
+            promise.succeed(UpstreamResponse(status: head.status, headers: head.headers, body: nil, stream: stream))
+        case .deliverBody(let consumer, let buffer):
+            consumer.upstreamBody(buffer)
+        case .succeedCollected(let promise, let head, let body, let after):
+            replyEnded(after, context: context)
+            promise.succeed(UpstreamResponse(status: head.status, headers: head.headers, body: body, stream: nil))
+        case .endStream(let consumer, let resumeReading, let after):
+            if resumeReading { context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in } }
+            // Back in the pool before the consumer learns the body ended, so its next request finds it there.
+            replyEnded(after, context: context)
+            consumer.upstreamEnded(nil)
+        case .failPromise(let promise, let error, let close):
+            promise.fail(error)
+            if close { context.close(promise: nil) }
+        case .failConsumer(let consumer, let error, let close):
+            consumer.upstreamEnded(error)
+            if close { context.close(promise: nil) }
+        case .pauseReading:
+            context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+        case .resumeReading:
+            context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+        case .close:
+            context.close(promise: nil)
         }
     }
-}
 
-extension HTTPResponseHead {
-    var isEventStream: Bool { headers.first(name: "content-type")?.lowercased().hasPrefix("text/event-stream") ?? false }
+    private func replyEnded(_ after: StateMachine.AfterReply, context: ChannelHandlerContext) {
+        switch after {
+        case .backToPool: release?()
+        case .close: context.close(promise: nil)
+        }
+    }
 }
