@@ -13,6 +13,8 @@ public struct PolicyDocument: Hashable, Sendable, Codable {
     public var prices: [PriceSpec] = []
     /// Backends' fixed monthly commitments (PTU), allocated pro rata by tokens.
     public var commitments: [CommitmentSpec] = []
+    /// Names of list-price catalogs that ship with Tollgate (`openai`, `azure-openai`), imported on apply.
+    public var priceCatalogs: [String] = []
 
     public init(backends: [BackendSpec] = [], products: [ProductSpec] = [], subscriptions: [SubscriptionSpec] = [], budgets: [BudgetSpec] = []) {
         self.backends = backends
@@ -21,7 +23,10 @@ public struct PolicyDocument: Hashable, Sendable, Codable {
         self.budgets = budgets
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case backends, products, subscriptions, budgets, prices, commitments }
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case backends, products, subscriptions, budgets, prices, commitments
+        case priceCatalogs = "price_catalogs"
+    }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -32,6 +37,7 @@ public struct PolicyDocument: Hashable, Sendable, Codable {
         budgets = try c.decodeIfPresent([BudgetSpec].self, forKey: .budgets) ?? []
         prices = try c.decodeIfPresent([PriceSpec].self, forKey: .prices) ?? []
         commitments = try c.decodeIfPresent([CommitmentSpec].self, forKey: .commitments) ?? []
+        priceCatalogs = try c.decodeIfPresent([String].self, forKey: .priceCatalogs) ?? []
     }
 }
 

@@ -22,6 +22,12 @@ public struct PolicyApplier: Sendable {
         for price in document.prices.compactMap(\.modelPrice) where !stored.contains(PriceKey(price)) {
             lines.append("+ price \(price.model) from \(price.effectiveFrom.iso8601)")
         }
+        let closedThrough = try await repositories.periods.closedThrough(logger: logger)
+        for name in document.priceCatalogs {
+            let missing = try Self.importable(try PriceCatalog.load(named: name).prices, closedThrough: closedThrough)
+                .filter { !stored.contains(PriceKey($0)) }
+            if !missing.isEmpty { lines.append("+ price catalog \(name) (\(missing.count) version(s))") }
+        }
         return lines
     }
 
@@ -30,12 +36,34 @@ public struct PolicyApplier: Sendable {
         try await repositories.rules.budgets.applyConfigured(document.budgets.compactMap(\.definition), logger: logger)
         let prices = document.prices.compactMap(\.modelPrice)
         if !prices.isEmpty { _ = try await repositories.prices.importPrices(prices, priceList: "tollgate.yaml", logger: logger) }
+        if !document.priceCatalogs.isEmpty {
+            let closedThrough = try await repositories.periods.closedThrough(logger: logger)
+            for name in document.priceCatalogs {
+                let catalog = try PriceCatalog.load(named: name)
+                let versions = Self.importable(catalog.prices, closedThrough: closedThrough)
+                let summary = try await repositories.prices.importPrices(versions, priceList: catalog.priceList, logger: logger)
+                logger.info(
+                    "Price catalog applied",
+                    metadata: [
+                        "prices.catalog": "\(name)", "prices.added": "\(summary.added)", "prices.unchanged": "\(summary.unchanged)",
+                        "prices.skipped_closed": "\(catalog.prices.count - versions.count)",
+                    ])
+            }
+        }
         for commitment in document.commitments {
             guard let month = commitment.month else { continue }
             try await repositories.commitments.set(
                 PTUCommitment(backend: commitment.backend, effectiveFrom: month.start, monthlyAmount: commitment.monthlyAmount.value,
                               currency: commitment.currency, description: commitment.description), logger: logger)
         }
+    }
+
+    /// A catalog's versions that may still be stored: one starting inside a closed month would be refused (a closed
+    /// month's prices never change), so it is left out rather than failing the whole apply; the versions in force
+    /// after the close still import.
+    static func importable(_ prices: [ModelPrice], closedThrough: Date?) -> [ModelPrice] {
+        guard let closedThrough else { return prices }
+        return prices.filter { $0.effectiveFrom >= closedThrough }
     }
 
     /// A price version's identity: the same model, backend, deployment and start is the same version.

@@ -1,5 +1,6 @@
 import Foundation
 import TollgateCore
+import TollgateStore
 import Yams
 
 /// Reads `tollgate.yaml`. Every error names the file, the line and column, and the field, so a malformed
@@ -33,7 +34,7 @@ public enum PolicyFile {
         } catch {
             throw PolicyFileError(file: file, line: nil, column: nil, field: nil, message: "\(error)")
         }
-        if let problem = document.problems().first {
+        if let problem = (document.problems() + catalogProblems(document)).first {
             let node = locate(problem.path, in: root)
             throw PolicyFileError(file: file, line: node?.mark?.line, column: node?.mark?.column, field: problem.pathText, message: problem.message)
         }
@@ -41,7 +42,19 @@ public enum PolicyFile {
     }
 
     /// Every semantic problem, not just the first (for `apply --dry-run` and the admin API).
-    public static func problems(in document: PolicyDocument) -> [PolicyProblem] { document.problems() }
+    public static func problems(in document: PolicyDocument) -> [PolicyProblem] { document.problems() + catalogProblems(document) }
+
+    /// `price_catalogs` entries that name no shipped catalog (the domain does not know which ship; the binary does).
+    static func catalogProblems(_ document: PolicyDocument) -> [PolicyProblem] {
+        let shipped = PriceCatalog.names()
+        return document.priceCatalogs.enumerated().compactMap { index, name in
+            shipped.contains(name)
+                ? nil
+                : PolicyProblem(
+                    path: [.key("price_catalogs"), .index(index)],
+                    message: "unknown price catalog '\(name)'; shipped: \(shipped.joined(separator: ", "))")
+        }
+    }
 
     private static func syntaxError(_ error: YamlError, file: String) -> PolicyFileError {
         switch error {

@@ -33,22 +33,23 @@ struct PricesCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let file: String
-            if let catalog {
-                guard let shipped = PriceCatalog.file(named: catalog) else {
-                    throw CLIError("no price catalog '\(catalog)'; shipped: \(PriceCatalog.names().joined(separator: ", "))")
-                }
-                file = shipped.path
-            } else {
-                file = self.file ?? ""
-            }
-            let data = try Data(contentsOf: URL(fileURLWithPath: file))
             let prices: [ModelPrice]
-            do { prices = try PriceListCSV.parse(String(decoding: data, as: UTF8.self)) } catch {
-                throw CLIError(error.errors.map { "\(file):\($0.line): \($0.message)" }.joined(separator: "\n"))
+            let name: String
+            if let catalog {
+                do {
+                    let shipped = try PriceCatalog.load(named: catalog)
+                    (prices, name) = (shipped.prices, priceList ?? shipped.priceList)
+                } catch {
+                    throw CLIError(error.description)
+                }
+            } else {
+                let file = self.file ?? ""
+                let data = try Data(contentsOf: URL(fileURLWithPath: file))
+                do { prices = try PriceListCSV.parse(String(decoding: data, as: UTF8.self)) } catch {
+                    throw CLIError(error.errors.map { "\(file):\($0.line): \($0.message)" }.joined(separator: "\n"))
+                }
+                name = priceList ?? PriceListVersion.name(file: URL(fileURLWithPath: file).lastPathComponent, contents: data)
             }
-            let label = catalog.map { "catalog:\($0)" } ?? URL(fileURLWithPath: file).lastPathComponent
-            let name = priceList ?? PriceListVersion.name(file: label, contents: data)
             let summary = try await CLIDatabase.withDatabase(database) { database, logger in
                 try await database.prices.importPrices(prices, priceList: name, logger: logger)
             }

@@ -189,6 +189,51 @@ struct AdminRoutesTests {
         }
     }
 
+    @Test func applyImportsTheShippedPriceCatalogsOnceAndSkipsVersionsInsideClosedMonths() async throws {
+        let fixture = try await Fixture()
+        let logger = Logger(label: "test")
+        // The books are closed through August 2025: the catalog's earlier versions can no longer be stored.
+        var month = BillingPeriod.month("2024-01")!
+        while month.start < Date(iso8601: "2025-09-01T00:00:00Z")! {
+            try await fixture.store.periods.close(month, closedBy: "test", now: Date(iso8601: "2026-11-02T00:00:00Z")!, logger: logger)
+            month = BillingPeriod.containing(month.end, kind: .monthly)
+        }
+        let shipped = try PriceCatalog.load(named: "openai")
+        let open = shipped.prices.filter { $0.effectiveFrom >= Date(iso8601: "2025-09-01T00:00:00Z")! }
+        let yaml = "backends:\n  - name: mock\n    kind: mock\n    models: [gpt-4o-mini]\nprice_catalogs: [openai]\n"
+        try await fixture.application().test(.router) { client in
+            try await client.execute(uri: "/admin/v1/apply?dry_run=true", method: .post, headers: Self.auth, body: ByteBuffer(string: yaml)) { response in
+                let body = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
+                let changes = body?["changes"] as? [String] ?? []
+                #expect(changes.contains("+ price catalog openai (\(open.count) version(s))") == !open.isEmpty, "\(changes)")
+            }
+            for _ in 0..<2 {
+                try await client.execute(uri: "/admin/v1/apply", method: .post, headers: Self.auth, body: ByteBuffer(string: yaml)) { response in
+                    #expect(response.status == .ok)
+                }
+            }
+            try await client.execute(uri: "/admin/v1/apply?dry_run=true", method: .post, headers: Self.auth, body: ByteBuffer(string: yaml)) { response in
+                #expect(!String(buffer: response.body).contains("price catalog"))
+            }
+        }
+        let stored = try await fixture.store.prices.list(logger: logger)
+        #expect(stored.count == open.count)
+        #expect(stored.allSatisfy { $0.priceList == shipped.priceList && $0.priceList.hasPrefix("catalog:openai@") })
+    }
+
+    @Test func applyImportsEveryVersionOfAShippedCatalogOnAnOpenBook() async throws {
+        let fixture = try await Fixture()
+        let shipped = try PriceCatalog.load(named: "azure-openai")
+        try await fixture.application().test(.router) { client in
+            let yaml = "backends:\n  - name: mock\n    kind: mock\n    models: [gpt-4o-mini]\nprice_catalogs: [azure-openai]\n"
+            try await client.execute(uri: "/admin/v1/apply", method: .post, headers: Self.auth, body: ByteBuffer(string: yaml)) { response in
+                #expect(response.status == .ok)
+            }
+        }
+        #expect(try await fixture.store.prices.list(logger: Logger(label: "test")).count == shipped.prices.count)
+        #expect(shipped.prices.count > 10)
+    }
+
     @Test func aClosedMonthsCommitmentIsAConflictWithItsCodeNotAServerError() async throws {
         let fixture = try await Fixture()
         try await fixture.store.periods.close(BillingPeriod.month("2026-10")!, closedBy: "test", now: Date(iso8601: "2026-11-02T00:00:00Z")!, logger: Logger(label: "test"))

@@ -48,6 +48,17 @@ struct PolicyFileTests {
         }
     }
 
+    @Test func priceCatalogsMustBeShippedOnes() throws {
+        let document = try PolicyFile.parse(Self.valid + "\nprice_catalogs: [openai, azure-openai]\n", file: "tollgate.yaml")
+        #expect(document.priceCatalogs == ["openai", "azure-openai"])
+        #expect {
+            _ = try PolicyFile.parse(Self.valid + "\nprice_catalogs:\n  - openai\n  - anthropic\n", file: "tollgate.yaml")
+        } throws: { error in
+            (error as? PolicyFileError)?.description
+                == "tollgate.yaml:13:5: price_catalogs[1]: unknown price catalog 'anthropic'; shipped: azure-openai, openai"
+        }
+    }
+
     @Test func yamlSyntaxErrorsHaveALine() throws {
         #expect {
             _ = try PolicyFile.parse("backends:\n  - name: [unclosed\n", file: "bad.yaml")
