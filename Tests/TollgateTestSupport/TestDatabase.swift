@@ -41,12 +41,7 @@ public enum TestDatabase {
     public static func withClient<T: Sendable>(
         _ location: DatabaseLocation, _ body: @Sendable (PostgresClient) async throws -> T
     ) async throws -> T {
-        let client = PostgresClient(configuration: location.clientConfiguration(maximumConnections: 4), backgroundLogger: logger)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
-            return try await body(client)
-        }
+        try await PostgresDatabase.withDatabase(location, logger: logger) { database in try await body(database.client) }
     }
 
     /// The current suite's database, with a client.
