@@ -18,8 +18,9 @@ struct HourlyRollup {
     /// How many lines (events) the batch holds.
     private(set) var rows = 0
     private(set) var groups: [Group] = []
-    /// The lines' request ids, 16 bytes each, in line order: the fast path claims them in `usage_request_ids`.
-    private(set) var requestIDs: [UInt8] = []
+    /// The lines' request ids as COPY text, one `8-4-4-4-12` id and a newline per line, in line order: the fast path
+    /// claims them in `usage_request_ids` with a COPY (a multi-row insert, as the ledger's own rows go in).
+    private(set) var requestIDLines: [UInt8] = []
 
     /// Returns nil when a line is not in the form `UsageStore.copyLine(for:)` writes (22 fields, a UTC timestamp with
     /// microseconds, plain non-negative token counts); such a batch takes the general path, where PostgreSQL parses it.
@@ -40,23 +41,21 @@ struct HourlyRollup {
 
     private init() {}
 
-    /// One pass over the batch. A line's group is decided by its still-escaped bytes: the hour (the timestamp's first
-    /// 13 bytes), the columns subscription_id … model (adjacent in a line) and usage_source; lines are matched to groups
-    /// by a hash of those bytes and a byte comparison, so grouping a line allocates nothing.
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
+    private static func isHexDigit(_ byte: UInt8) -> Bool {
         switch byte {
-        case 0x30...0x39: byte - 0x30
-        case 0x41...0x46: byte - 0x41 + 10
-        case 0x61...0x66: byte - 0x61 + 10
-        default: nil
+        case 0x30...0x39, 0x41...0x46, 0x61...0x66: true
+        default: false
         }
     }
 
+    /// One pass over the batch. A line's group is decided by its still-escaped bytes: the hour (the timestamp's first
+    /// 13 bytes), the columns subscription_id … model (adjacent in a line) and usage_source; lines are matched to groups
+    /// by a hash of those bytes and a byte comparison, so grouping a line allocates nothing.
     private static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> HourlyRollup? {
         let tab: UInt8 = 0x09, newline: UInt8 = 0x0A, backslash: UInt8 = 0x5C
         guard let base = bytes.baseAddress, bytes.last == newline else { return nil }
         var rollup = HourlyRollup()
-        rollup.requestIDs.reserveCapacity(bytes.count / 10)  // a line is far longer than 160 bytes
+        rollup.requestIDLines.reserveCapacity(bytes.count / 4)  // a line is far longer than 4 × 37 bytes
         // A group's representative line: where its three key parts are in the batch.
         var representatives: [(hour: Int, columns: Range<Int>, source: Range<Int>)] = []
         var byHash: [UInt64: [Int]] = [:]
@@ -155,17 +154,15 @@ struct HourlyRollup {
                 // The request id as copyLine writes it, 8-4-4-4-12 hex digits; any other spelling PostgreSQL reads takes the general path.
                 let id = starts[0]
                 guard starts[1] - 1 - id == 36 else { return nil }
-                var digit = id
-                while digit < id + 36 {
+                for digit in id..<(id + 36) {
                     if digit - id == 8 || digit - id == 13 || digit - id == 18 || digit - id == 23 {
                         guard bytes[digit] == 0x2D else { return nil }
-                        digit += 1
-                        continue
+                    } else {
+                        guard isHexDigit(bytes[digit]) else { return nil }
                     }
-                    guard let high = hexValue(bytes[digit]), let low = hexValue(bytes[digit + 1]) else { return nil }
-                    rollup.requestIDs.append(high << 4 | low)
-                    digit += 2
                 }
+                rollup.requestIDLines.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[id...(id + 36)]))  // the tab after it...
+                rollup.requestIDLines[rollup.requestIDLines.count - 1] = newline  // ...becomes the line's end
 
                 // `2026-11-01 13:05:09.123456+00`: exactly what copyLine writes, so the hour is its first 13 bytes.
                 let time = starts[2], timeEnd = starts[3] - 1

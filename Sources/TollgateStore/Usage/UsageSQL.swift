@@ -41,22 +41,19 @@ enum UsageSQL {
         SELECT (SELECT count(*) FROM inserted), \(rollupsWritten)
         """
 
-    /// The fast path's statement, after the batch's lines went into `usage_events` by COPY: claim the batch's request ids
-    /// in `usage_request_ids` (a stored or repeated one fails the statement on `usage_request_ids_pkey`, and the batch goes
-    /// through staging), then add the hourly groups computed from the lines to the rollups, and wake whoever watches usage
-    /// (pg_notify, delivered at commit). The ids are claimed before any rollup row is locked (`groups` waits for `ids`):
-    /// a writer that waits here for another's uncommitted id holds no lock that one could be waiting for.
+    /// The fast path's statement, after the batch's lines went into `usage_events` and their request ids into
+    /// `usage_request_ids` by COPY (a stored or repeated id fails that COPY on `usage_request_ids_pkey`, and the batch goes
+    /// through staging): add the hourly groups computed from the lines to the rollups, and wake whoever watches usage
+    /// (pg_notify, delivered at commit). The ids are claimed before any rollup row is locked: a writer that waits for
+    /// another's uncommitted id holds no lock that one could be waiting for.
     static let rollUpBatch = """
-        WITH ids AS (
-            INSERT INTO usage_request_ids (request_id) SELECT unnest($17::uuid[]) RETURNING 1
-        ), groups AS MATERIALIZED (
+        WITH groups AS MATERIALIZED (
             SELECT g.hour_start, g.subscription_id, g.product, g.team, g.cost_center, g.backend, g.deployment, g.model, g.usage_source,
                 g.requests, g.prompt_tokens, g.completion_tokens, g.total_tokens, g.cached_tokens, g.reasoning_tokens
             FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
                         $10::int8[], $11::int8[], $12::int8[], $13::int8[], $14::int8[], $15::int8[])
                 AS g (hour_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source,
                     requests, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens)
-            WHERE (SELECT count(*) FROM ids) >= 0
         ), \(rollUpGroups)
         SELECT pg_notify('\(NotificationChannel.usage.name)', $16::text), \(rollupsWritten)
         """
