@@ -113,6 +113,97 @@ import TollgateTestSupport
         }
     }
 
+    /// The gateway's rows: request ids minted as UUIDv7 at the request's start (sql/0410's self-located rows).
+    static func gatewayEvent(at start: Date, subscription: String, prompt: Int = 10) -> UsageEvent {
+        event(UUIDv7.make(at: start).uuidString, at: start, subscription: subscription, prompt: prompt)
+    }
+
+    static func claims(_ client: PostgresClient, _ events: [UsageEvent]) async throws -> Int {
+        let ids = events.map { "'\($0.requestID.uuidString)'" }.joined(separator: ",")
+        return try await count(client, "SELECT count(*)::int FROM usage_request_ids WHERE request_id IN (\(ids))")
+    }
+
+    @Test func selfLocatedRowsReplayedAcrossAMonthBoundaryLandOnceAndClaimNothing() async throws {
+        try await TestDatabase.withClient { client in
+            _ = try await PostgresUsageLedger(client: client).createPartitions(now: Self.lastInstantOfNovember, monthsAhead: 1, logger: Self.logger)
+            let store = UsageStore(client: client)
+            let november = Self.gatewayEvent(at: Self.lastInstantOfNovember, subscription: "gateway-spool")
+            let december = Self.gatewayEvent(at: Self.december, subscription: "gateway-spool")
+            let spool = ByteBuffer(string: UsageStore.copyLine(for: november) + UsageStore.copyLine(for: december))
+            #expect(HourlyRollup(lines: [spool])?.selfLocated == true)  // the fast path takes it
+            #expect(try await store.insert(copyText: [spool], logger: Self.logger) == 2)
+            #expect(try await store.insert(copyText: [spool], logger: Self.logger) == 0)
+            // Each partition's unique index vouches for its ids: nothing claimed.
+            #expect(try await Self.claims(client, [november, december]) == 0)
+
+            // Rewritten into the other month: no longer self-located, checked against every partition, so still once.
+            var movedNovember = november
+            movedNovember.startedAt = Self.december
+            movedNovember.endedAt = Self.december
+            var movedDecember = december
+            movedDecember.startedAt = Self.lastInstantOfNovember
+            movedDecember.endedAt = Self.lastInstantOfNovember
+            let rewritten = ByteBuffer(string: UsageStore.copyLine(for: movedNovember) + UsageStore.copyLine(for: movedDecember))
+            #expect(HourlyRollup(lines: [rewritten])?.selfLocated == false)
+            #expect(try await store.insert(copyText: [rewritten], logger: Self.logger) == 0)
+            // A replay in one batch with a new gateway row and a rewritten one: only the new one lands.
+            let third = Self.gatewayEvent(at: Self.december.addingTimeInterval(1), subscription: "gateway-spool")
+            #expect(try await store.insert([november, third, movedDecember], logger: Self.logger) == 1)
+
+            let state = try await Self.state(client, "gateway-spool")
+            #expect(state.rows == 3)
+            #expect(state.requests == 3)
+            #expect(state.prompt == 30)
+            #expect(state.partitions == ["usage_events_2026_11", "usage_events_2026_12", "usage_events_2026_12"])
+            #expect(try await Self.claims(client, [november, december, third]) == 0)
+        }
+    }
+
+    @Test func aSelfLocatedRowMeetsTheClaimOfItsIDInAnotherMonth() async throws {
+        try await TestDatabase.withClient { client in
+            _ = try await PostgresUsageLedger(client: client).createPartitions(now: Self.lastInstantOfNovember, monthsAhead: 1, logger: Self.logger)
+            let store = UsageStore(client: client)
+            // Minted in December, first stored with a November time: not self-located, so its id is claimed.
+            let selfLocated = Self.gatewayEvent(at: Self.december, subscription: "claimed")
+            var elsewhere = selfLocated
+            elsewhere.startedAt = Self.lastInstantOfNovember
+            elsewhere.endedAt = Self.lastInstantOfNovember
+            #expect(try await store.insert([elsewhere], logger: Self.logger) == 1)
+            #expect(try await Self.claims(client, [elsewhere]) == 1)
+            // The self-located row of the same id goes to December's partition by the fast path, where no row of the id is:
+            // the claim stops it.
+            let line = ByteBuffer(string: UsageStore.copyLine(for: selfLocated))
+            #expect(HourlyRollup(lines: [line])?.selfLocated == true)
+            #expect(try await store.insert(copyText: [line], logger: Self.logger) == 0)
+            let state = try await Self.state(client, "claimed")
+            #expect(state.rows == 1)
+            #expect(state.requests == 1)
+            #expect(state.partitions == ["usage_events_2026_11"])
+        }
+    }
+
+    /// sql/0410's tollgate_usage_self_located and HourlyRollup decide alike, to the millisecond at a month's edge.
+    @Test func postgreSQLAndTheFastPathAgreeOnWhatIsSelfLocated() async throws {
+        try await TestDatabase.withClient { client in
+            let edge = Self.lastInstantOfNovember  // 23:59:59.999
+            let cases: [(id: UUID, started: Date, selfLocated: Bool)] = [
+                (UUIDv7.make(at: edge), edge, true),
+                (UUIDv7.make(at: edge), Self.december, false),  // minted a millisecond before December started
+                (UUIDv7.make(at: Self.december), Self.december, true),
+                (UUIDv7.make(at: Self.december), edge, false),
+                (UUID(uuidString: "1b4e28ba-2fa1-41d2-883f-0016d3cca427")!, Self.december, false),  // a UUIDv4
+                (ExternalUsageIngest.requestID(forEventID: "evt-1", source: "apim-east"), Self.december, false),  // a UUIDv5
+            ]
+            for (id, started, expected) in cases {
+                let sql = "SELECT tollgate_usage_self_located('\(id.uuidString)'::uuid, '\(UsageStore.copyLine(for: Self.event(id.uuidString, at: started, subscription: "x")).split(separator: "\t")[2])'::timestamptz)"
+                let inPostgreSQL = try await client.query(PostgresQuery(unsafeSQL: sql), logger: Self.logger).collect().first?.decode(Bool.self)
+                #expect(inPostgreSQL == expected, "\(id) at \(started)")
+                let line = ByteBuffer(string: UsageStore.copyLine(for: Self.event(id.uuidString, at: started, subscription: "x")))
+                #expect(HourlyRollup(lines: [line])?.selfLocated == expected, "\(id) at \(started)")
+            }
+        }
+    }
+
     @Test func aRowOfAMonthWithoutPartitionWaitsInTheDefaultOneAndMovesWhenItIsMade() async throws {
         try await TestDatabase.withClient { client in
             let june2031 = Date(iso8601: "2031-06-10T12:00:00Z")!
@@ -125,6 +216,32 @@ import TollgateTestSupport
             #expect(try await ledger.createPartitions(now: june2031, monthsAhead: 2, logger: Self.logger).isEmpty)
             #expect(try await Self.state(client, "far-future").partitions == ["usage_events_2031_06"])
             #expect(try await Self.count(client, "SELECT count(*)::int FROM usage_events_default WHERE subscription_id = 'far-future'") == 0)
+        }
+    }
+}
+
+/// Retention turns a dropped month's ids into claims (sql/0410). Its own database: it closes and drops October.
+@Suite(.freshDatabase) struct UsageLedgerRetentionClaimTests {
+    @Test func theIDsOfAMonthRetentionDroppedStayKnown() async throws {
+        try await TestDatabase.withClient { client in
+            let october = Date(iso8601: "2026-10-15T10:00:00Z")!
+            let now = Date(iso8601: "2026-11-05T09:00:00Z")!
+            let ledger = PostgresUsageLedger(client: client)
+            _ = try await ledger.createPartitions(now: october, monthsAhead: 1, logger: UsageLedgerPartitionTests.logger)
+            let rows = (0..<3).map { UsageLedgerPartitionTests.gatewayEvent(at: october.addingTimeInterval(Double($0)), subscription: "dropped") }
+            let spool = ByteBuffer(string: rows.map(UsageStore.copyLine(for:)).joined())
+            let store = UsageStore(client: client)
+            #expect(try await store.insert(copyText: [spool], logger: UsageLedgerPartitionTests.logger) == 3)
+            #expect(try await UsageLedgerPartitionTests.claims(client, rows) == 0)
+            try await PeriodStore(client: client).close(BillingPeriod.month("2026-10")!, closedBy: "test", now: now, logger: UsageLedgerPartitionTests.logger)
+            let outcome = try await ledger.applyRetention(keepMonths: 0, now: now, dryRun: false, logger: UsageLedgerPartitionTests.logger)
+            #expect(outcome.dropped.map(\.table) == ["usage_events_2026_10"])
+            // The month's ids became claims; its spool replayed after it is gone lands nothing (its rows would otherwise
+            // wait in the default partition and count twice in the rollups).
+            #expect(try await UsageLedgerPartitionTests.claims(client, rows) == 3)
+            #expect(try await store.insert(copyText: [spool], logger: UsageLedgerPartitionTests.logger) == 0)
+            #expect(try await UsageLedgerPartitionTests.count(client, "SELECT count(*)::int FROM usage_events WHERE subscription_id = 'dropped'") == 0)
+            #expect(try await UsageLedgerPartitionTests.count(client, "SELECT coalesce(sum(requests), 0)::int FROM usage_hourly WHERE subscription_id = 'dropped'") == 3)
         }
     }
 }

@@ -23,10 +23,18 @@ struct ArrayParameter: PostgresDynamicTypeEncodable {
     init(timestamptz count: Int) { self.init(type: .timestamptzArray, elementType: .timestamptz, count: count, capacity: 12 * count) }
     init(int8 count: Int) { self.init(type: .int8Array, elementType: .int8, count: count, capacity: 12 * count) }
     init(text count: Int) { self.init(type: .textArray, elementType: .text, count: count, capacity: 24 * count) }
+    init(uuid count: Int) { self.init(type: .uuidArray, elementType: .uuid, count: count, capacity: 20 * count) }
 
     mutating func append(_ value: Int64) {
         bytes.writeInteger(Int32(8))
         bytes.writeInteger(value)
+    }
+
+    /// A uuid element: its 16 bytes, in order.
+    mutating func append(uuid bytes: UnsafeBufferPointer<UInt8>) {
+        precondition(bytes.count == 16, "a uuid is 16 bytes")
+        self.bytes.writeInteger(Int32(16))
+        self.bytes.writeBytes(bytes)
     }
 
     mutating func append(_ value: String) {

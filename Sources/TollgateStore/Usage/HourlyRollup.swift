@@ -18,9 +18,11 @@ struct HourlyRollup {
     /// How many lines (events) the batch holds.
     private(set) var rows = 0
     private(set) var groups: [Group] = []
-    /// The lines' request ids as COPY text, one `8-4-4-4-12` id and a newline per line, in line order: the fast path
-    /// claims them in `usage_request_ids` with a COPY (a multi-row insert, as the ledger's own rows go in).
-    private(set) var requestIDLines: [UInt8] = []
+    /// The lines' request ids, 16 bytes each, in line order: the fast path checks they are not claimed.
+    private(set) var requestIDs: [UInt8] = []
+    /// Whether every row is self-located (sql/0410): a UUIDv7 request id minted in the UTC month of its started_at, as
+    /// the gateway's are. Only such a batch takes the fast path; the partition's unique index vouches for its ids.
+    private(set) var selfLocated = true
 
     /// Returns nil when a line is not in the form `UsageStore.copyLine(for:)` writes (22 fields, a UTC timestamp with
     /// microseconds, plain non-negative token counts); such a batch takes the general path, where PostgreSQL parses it.
@@ -41,21 +43,23 @@ struct HourlyRollup {
 
     private init() {}
 
-    private static func isHexDigit(_ byte: UInt8) -> Bool {
-        switch byte {
-        case 0x30...0x39, 0x41...0x46, 0x61...0x66: true
-        default: false
-        }
-    }
-
     /// One pass over the batch. A line's group is decided by its still-escaped bytes: the hour (the timestamp's first
     /// 13 bytes), the columns subscription_id … model (adjacent in a line) and usage_source; lines are matched to groups
     /// by a hash of those bytes and a byte comparison, so grouping a line allocates nothing.
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case 0x30...0x39: byte - 0x30
+        case 0x41...0x46: byte - 0x41 + 10
+        case 0x61...0x66: byte - 0x61 + 10
+        default: nil
+        }
+    }
+
     private static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> HourlyRollup? {
         let tab: UInt8 = 0x09, newline: UInt8 = 0x0A, backslash: UInt8 = 0x5C
         guard let base = bytes.baseAddress, bytes.last == newline else { return nil }
         var rollup = HourlyRollup()
-        rollup.requestIDLines.reserveCapacity(bytes.count / 4)  // a line is far longer than 4 × 37 bytes
+        rollup.requestIDs.reserveCapacity(bytes.count / 10)  // a line is far longer than 160 bytes
         // A group's representative line: where its three key parts are in the batch.
         var representatives: [(hour: Int, columns: Range<Int>, source: Range<Int>)] = []
         var byHash: [UInt64: [Int]] = [:]
@@ -106,6 +110,17 @@ struct HourlyRollup {
                 let days = CivilTime.days(year: year, month: month, day: day)
                 return Int64((days - 10_957) * 86_400 + hour * 3_600) * 1_000_000  // 10,957 days from 1970 to 2000
             }
+            // Whether the line's id (its 16 bytes at `id` in `requestIDs`) is a UUIDv7 whose millisecond timestamp falls in
+            // the UTC month of the started_at at `time` — the test of sql/0410's tollgate_usage_self_located.
+            func selfLocated(id: Int, time: Int) -> Bool {
+                guard rollup.requestIDs[id + 6] >> 4 == 7 else { return false }
+                var milliseconds = 0
+                for k in 0..<6 { milliseconds = milliseconds << 8 | Int(rollup.requestIDs[id + k]) }
+                let minted = CivilTime(microseconds: milliseconds * 1_000)
+                let year = Int(bytes[time] &- 48) * 1000 + Int(bytes[time + 1] &- 48) * 100 + Int(bytes[time + 2] &- 48) * 10 + Int(bytes[time + 3] &- 48)
+                let month = Int(bytes[time + 5] &- 48) * 10 + Int(bytes[time + 6] &- 48)
+                return minted.year == year && minted.month == month
+            }
             var position = 0
             while position < bytes.count {
                 var field = 0
@@ -154,19 +169,22 @@ struct HourlyRollup {
                 // The request id as copyLine writes it, 8-4-4-4-12 hex digits; any other spelling PostgreSQL reads takes the general path.
                 let id = starts[0]
                 guard starts[1] - 1 - id == 36 else { return nil }
-                for digit in id..<(id + 36) {
+                var digit = id
+                while digit < id + 36 {
                     if digit - id == 8 || digit - id == 13 || digit - id == 18 || digit - id == 23 {
                         guard bytes[digit] == 0x2D else { return nil }
-                    } else {
-                        guard isHexDigit(bytes[digit]) else { return nil }
+                        digit += 1
+                        continue
                     }
+                    guard let high = hexValue(bytes[digit]), let low = hexValue(bytes[digit + 1]) else { return nil }
+                    rollup.requestIDs.append(high << 4 | low)
+                    digit += 2
                 }
-                rollup.requestIDLines.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[id...(id + 36)]))  // the tab after it...
-                rollup.requestIDLines[rollup.requestIDLines.count - 1] = newline  // ...becomes the line's end
 
                 // `2026-11-01 13:05:09.123456+00`: exactly what copyLine writes, so the hour is its first 13 bytes.
                 let time = starts[2], timeEnd = starts[3] - 1
                 guard timeEnd - time == 29, bytes[timeEnd - 3] == 0x2B, bytes[timeEnd - 2] == 0x30, bytes[timeEnd - 1] == 0x30 else { return nil }
+                if rollup.selfLocated && !selfLocated(id: rollup.requestIDs.count - 16, time: time) { rollup.selfLocated = false }
                 var counts = (0, 0, 0, 0, 0)
                 for k in 15...19 {
                     var value = 0

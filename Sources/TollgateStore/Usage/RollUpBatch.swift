@@ -10,15 +10,12 @@ extension UsageStore {
 
         /// How many lines (events) the batch holds.
         let rows: Int
-        /// The batch's request ids as COPY text for `usage_request_ids`, copied in before the statement runs.
-        let requestIDLines: ByteBuffer
         private let bindings: PostgresBindings
 
         /// Encodes the statement's parameters: one binary array per column of the groups, written in one pass over them.
         init(_ rollup: HourlyRollup) {
             let groups = rollup.groups
             rows = rollup.rows
-            requestIDLines = ByteBuffer(bytes: rollup.requestIDLines)
             var hours = ArrayParameter(timestamptz: groups.count)
             var keys = (0..<8).map { _ in ArrayParameter(text: groups.count) }
             var sums = (0..<6).map { _ in ArrayParameter(int8: groups.count) }
@@ -39,10 +36,15 @@ extension UsageStore {
                 sums[4].append(Int64(group.sums.cached))
                 sums[5].append(Int64(group.sums.reasoning))
             }
-            var bindings = PostgresBindings(capacity: 16)
+            var bindings = PostgresBindings(capacity: 17)
             bindings.append(hours)
             for column in keys + sums { bindings.append(column) }
             bindings.append(String(rollup.rows))
+            var ids = ArrayParameter(uuid: rollup.rows)
+            rollup.requestIDs.withUnsafeBufferPointer { all in
+                for row in 0..<rollup.rows { ids.append(uuid: UnsafeBufferPointer(rebasing: all[(16 * row)..<(16 * row + 16)])) }
+            }
+            bindings.append(ids)
             self.bindings = bindings
         }
 

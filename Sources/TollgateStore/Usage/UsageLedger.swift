@@ -102,6 +102,9 @@ public struct PostgresUsageLedger: UsageLedger {
 
     private func drop(before cutoff: Date, keepMonths: Int, dryRun: Bool, logger: Logger) async throws -> RetentionOutcome {
         try await client.withTransaction(logger: logger) { tx in
+            // Writers of the ledger wait while a month's ids move into `usage_request_ids` (sql/0410), so that none
+            // checks an id of the month between its row going and its claim appearing.
+            if !dryRun { try await tx.query(PostgresQuery(unsafeSQL: UsageSQL.lockExclusive), logger: logger) }
             // The closes of the months dropped are locked (FOR SHARE) until commit: no month reopens while it is dropped.
             let old = try await Self.months(on: tx, lockingCloses: true, logger: logger).filter { $0.period.start < cutoff }
             let open = old.filter { !$0.closed }
@@ -109,6 +112,13 @@ public struct PostgresUsageLedger: UsageLedger {
             if !dryRun {
                 for month in old {
                     // The name was read from the catalog and matched `usage_events_YYYY_MM`: safe as an identifier.
+                    // Its self-located rows' ids become claims (the others are claimed already): a replay of the month
+                    // after it is gone still lands nothing.
+                    try await tx.query(
+                        """
+                        INSERT INTO usage_request_ids (request_id)
+                        SELECT request_id FROM \(unescaped: month.table) WHERE tollgate_usage_self_located(request_id, started_at)
+                        """, logger: logger)
                     try await tx.query("DROP TABLE \(unescaped: month.table)", logger: logger)
                     logger.info("Usage month dropped", metadata: ["usage.month": "\(month.period.monthLabel)", "usage.bytes": "\(month.bytes)"])
                 }

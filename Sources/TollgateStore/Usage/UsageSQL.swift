@@ -9,27 +9,49 @@ enum UsageSQL {
             cached_tokens integer, reasoning_tokens integer, usage_source text, source text) ON COMMIT DELETE ROWS
         """
 
-    /// The general path's one statement: claim the staged request ids that are new in `usage_request_ids` (the ledger's
-    /// idempotency key across its monthly partitions, sql/0400), move the rows of exactly those ids into `usage_events`
-    /// (the first line of an id repeated in the batch wins, as COPY order is the staging table's physical order), and roll
-    /// them up. Its row: how many rows were new.
+    /// Whether a staged row is not self-located (sql/0410): the general path then takes the request-id lock exclusively,
+    /// since such a row is checked against every partition and claimed in `usage_request_ids`; otherwise shared.
+    static let stageHasRowsNotSelfLocated =
+        "SELECT coalesce(bool_or(NOT tollgate_usage_self_located(request_id, started_at)), false) FROM usage_stage"
+
+    /// The request-id lock, taken in a statement of its own before the statements that check ids, so that they see
+    /// what the holders it waited for committed. Writers of self-located rows only take it shared and never wait for
+    /// each other.
+    static let lockShared = "SELECT pg_advisory_xact_lock_shared(\(requestIDLock))"
+    static let lockExclusive = "SELECT pg_advisory_xact_lock(\(requestIDLock))"
+
+    /// The advisory lock of sql/0410 that keeps writers of self-located rows and writers of other rows apart.
+    static let requestIDLock = 7_428_190_410
+
+    /// The general path's one statement: of the staged rows (the first line of an id repeated in the batch wins, as COPY
+    /// order is the staging table's physical order), insert those whose request id is stored nowhere — not claimed in
+    /// `usage_request_ids`, and for a row that is not self-located, in no partition; a self-located one meets any
+    /// earlier row of its id in its own partition's unique index (ON CONFLICT DO NOTHING) — claim the ids of the new
+    /// rows that are not self-located, and roll the new rows up. Its row: how many rows were new.
     static let insertFromStage = """
-        WITH fresh AS (
-            INSERT INTO usage_request_ids (request_id)
-            SELECT DISTINCT request_id FROM usage_stage
-            ON CONFLICT (request_id) DO NOTHING
-            RETURNING request_id
+        WITH staged AS (
+            SELECT DISTINCT ON (request_id) request_id, response_id, started_at, ended_at, subscription_id, product, team, cost_center,
+                backend, deployment, model, route, http_status, latency_ms, streamed, prompt_tokens, completion_tokens, total_tokens,
+                cached_tokens, reasoning_tokens, usage_source, source, tollgate_usage_self_located(request_id, started_at) AS self_located
+            FROM usage_stage
+            ORDER BY request_id, ctid
         ), inserted AS (
             INSERT INTO usage_events (request_id, response_id, started_at, ended_at, subscription_id, product, team, cost_center,
                 backend, deployment, model, route, http_status, latency_ms, streamed, prompt_tokens, completion_tokens,
                 total_tokens, cached_tokens, reasoning_tokens, usage_source, source)
-            SELECT DISTINCT ON (s.request_id) s.request_id, s.response_id, s.started_at, s.ended_at, s.subscription_id, s.product, s.team,
-                s.cost_center, s.backend, s.deployment, s.model, s.route, s.http_status, s.latency_ms, s.streamed, s.prompt_tokens,
-                s.completion_tokens, s.total_tokens, s.cached_tokens, s.reasoning_tokens, s.usage_source, s.source
-            FROM usage_stage s JOIN fresh f ON f.request_id = s.request_id
-            ORDER BY s.request_id, s.ctid
-            RETURNING started_at, subscription_id, product, team, cost_center, backend, deployment, model, usage_source,
+            SELECT s.request_id, s.response_id, s.started_at, s.ended_at, s.subscription_id, s.product, s.team, s.cost_center, s.backend,
+                s.deployment, s.model, s.route, s.http_status, s.latency_ms, s.streamed, s.prompt_tokens, s.completion_tokens,
+                s.total_tokens, s.cached_tokens, s.reasoning_tokens, s.usage_source, s.source
+            FROM staged s
+            WHERE NOT EXISTS (SELECT 1 FROM usage_request_ids r WHERE r.request_id = s.request_id)
+              -- OFFSET 0 keeps this a per-row probe of each partition's index, never a join over the whole ledger.
+              AND (s.self_located OR NOT EXISTS (SELECT 1 FROM usage_events e WHERE e.request_id = s.request_id OFFSET 0))
+            ON CONFLICT DO NOTHING
+            RETURNING request_id, started_at, subscription_id, product, team, cost_center, backend, deployment, model, usage_source,
                 prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens
+        ), claimed AS (
+            INSERT INTO usage_request_ids (request_id)
+            SELECT request_id FROM inserted WHERE NOT tollgate_usage_self_located(request_id, started_at)
         ), groups AS MATERIALIZED (
             SELECT date_trunc('hour', started_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour_start, subscription_id,
                 coalesce(product, '') AS product, coalesce(team, '') AS team, coalesce(cost_center, '') AS cost_center, backend,
@@ -41,19 +63,22 @@ enum UsageSQL {
         SELECT (SELECT count(*) FROM inserted), \(rollupsWritten)
         """
 
-    /// The fast path's statement, after the batch's lines went into `usage_events` and their request ids into
-    /// `usage_request_ids` by COPY (a stored or repeated id fails that COPY on `usage_request_ids_pkey`, and the batch goes
-    /// through staging): add the hourly groups computed from the lines to the rollups, and wake whoever watches usage
-    /// (pg_notify, delivered at commit). The ids are claimed before any rollup row is locked: a writer that waits for
-    /// another's uncommitted id holds no lock that one could be waiting for.
+    /// The fast path's statement, after the batch's self-located lines went into `usage_events` by COPY (an id stored in
+    /// its partition, or repeated in the batch, failed that COPY on the partition's unique index): check that no id of
+    /// the batch is claimed in `usage_request_ids` (by a row elsewhere, or a dropped month; such a batch fails here with
+    /// the same unique violation and goes through staging), then add the hourly groups computed from the lines to the
+    /// rollups, and wake whoever watches usage (pg_notify, delivered at commit).
     static let rollUpBatch = """
-        WITH groups AS MATERIALIZED (
+        WITH unclaimed AS MATERIALIZED (
+            SELECT tollgate_usage_assert_unclaimed($17::uuid[]) AS checked
+        ), groups AS MATERIALIZED (
             SELECT g.hour_start, g.subscription_id, g.product, g.team, g.cost_center, g.backend, g.deployment, g.model, g.usage_source,
                 g.requests, g.prompt_tokens, g.completion_tokens, g.total_tokens, g.cached_tokens, g.reasoning_tokens
             FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
                         $10::int8[], $11::int8[], $12::int8[], $13::int8[], $14::int8[], $15::int8[])
                 AS g (hour_start, subscription_id, product, team, cost_center, backend, deployment, model, usage_source,
                     requests, prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens)
+            WHERE (SELECT checked FROM unclaimed)
         ), \(rollUpGroups)
         SELECT pg_notify('\(NotificationChannel.usage.name)', $16::text), \(rollupsWritten)
         """
