@@ -112,14 +112,14 @@ env = os.environ
 with open(out, "w") as f:
     f.write(f"""# Ingestion benchmark — {__import__('datetime').datetime.utcnow():%Y-%m-%d %H:%M} UTC
 
-Usage events into PostgreSQL through \`UsageStore\` (fast path: COPY straight into \`usage_events\`, then one statement
-that claims the batch's request ids in \`usage_request_ids\` and adds the batch's hourly groups, computed from the lines,
-to \`usage_hourly\` and their days to \`usage_daily_rollup\` and books late usage; a batch holding a stored request id
-goes through staging + \`INSERT … ON CONFLICT DO NOTHING\` on \`usage_request_ids\`; one transaction per batch), against
-a raw \`COPY\` of the same rows into the same \`usage_events\` table: partitioned by UTC month (sql/0400; the events'
-month has its partition), B-tree on \`(subscription_id, started_at)\`, BRIN on \`started_at\`, no unique key (the
-idempotency key is \`usage_request_ids\`, primary key on a UUIDv7 \`request_id\`, which the raw COPY does not write:
-the reference is the ledger table alone). Every write is a durable commit. Each sample starts from empty tables (the replay: from all rows already stored) after a \`CHECKPOINT\`,
+Usage events into PostgreSQL through \`UsageStore\` (fast path, for self-located rows — UUIDv7 ids minted in the
+row's month, as the gateway's and these are: COPY straight into \`usage_events\`, then one statement that checks no id
+of the batch is claimed in \`usage_request_ids\` and adds the batch's hourly groups, computed from the lines, to
+\`usage_hourly\` and their days to \`usage_daily_rollup\` and books late usage; a batch holding a stored request id goes
+through staging + \`INSERT … ON CONFLICT DO NOTHING\`; one transaction per batch), against a raw \`COPY\` of the same
+rows into the same \`usage_events\` table: partitioned by UTC month (sql/0400; the events' month has its partition),
+each partition unique on \`request_id\` (sql/0410, the ledger's idempotency key for self-located rows), B-tree on
+\`(subscription_id, started_at)\`, BRIN on \`started_at\`. Every write is a durable commit. Each sample starts from empty tables (the replay: from all rows already stored) after a \`CHECKPOINT\`,
 times the writes only, then checks that \`usage_events\` holds every event exactly once, that the request counts and
 token sums of the ledger, \`usage_hourly\` and \`usage_daily_rollup\` equal the generated ones, and that every daily row
 equals the sums of its hours.

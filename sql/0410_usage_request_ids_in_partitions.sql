@@ -75,7 +75,8 @@ COMMENT ON TABLE usage_request_ids IS
 -- batch through staging either way.
 CREATE FUNCTION tollgate_usage_assert_unclaimed(ids uuid[]) RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
-    IF EXISTS (SELECT 1 FROM usage_request_ids WHERE request_id = ANY (ids)) THEN
+    -- A join with the array, not `= ANY (ids)`: planning `= ANY` over a 10,000-element array costs milliseconds a batch.
+    IF EXISTS (SELECT 1 FROM unnest(ids) AS batch (request_id) JOIN usage_request_ids r USING (request_id)) THEN
         RAISE EXCEPTION 'a request id of the batch is already claimed in usage_request_ids'
             USING ERRCODE = 'unique_violation', CONSTRAINT = 'usage_request_ids_pkey';
     END IF;
