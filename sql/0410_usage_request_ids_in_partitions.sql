@@ -72,9 +72,12 @@ COMMENT ON TABLE usage_request_ids IS
 
 -- The fast path's check, after its self-located rows went in by COPY: none of their ids may be claimed (by a row in
 -- another partition, or a dropped month). Raised as the unique violation a stored id gives, so the writer takes the
--- batch through staging either way.
+-- batch through staging either way. It takes the writers' lock (shared) first, and its query, in a volatile function,
+-- runs on a snapshot taken after that: it sees every claim whose writer it waited for. Taking the lock here rather
+-- than in a statement of its own saves the fast path a round trip per batch.
 CREATE FUNCTION tollgate_usage_assert_unclaimed(ids uuid[]) RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
+    PERFORM pg_advisory_xact_lock_shared(7428190410);
     -- A join with the array, not `= ANY (ids)`: planning `= ANY` over a 10,000-element array costs milliseconds a batch.
     IF EXISTS (SELECT 1 FROM unnest(ids) AS batch (request_id) JOIN usage_request_ids r USING (request_id)) THEN
         RAISE EXCEPTION 'a request id of the batch is already claimed in usage_request_ids'

@@ -14,9 +14,9 @@ enum UsageSQL {
     static let stageHasRowsNotSelfLocated =
         "SELECT coalesce(bool_or(NOT tollgate_usage_self_located(request_id, started_at)), false) FROM usage_stage"
 
-    /// The request-id lock, taken in a statement of its own before the statements that check ids, so that they see
-    /// what the holders it waited for committed. Writers of self-located rows only take it shared and never wait for
-    /// each other.
+    /// The general path's request-id lock, taken in a statement of its own before the statement that checks ids, so that
+    /// it sees what the holders it waited for committed (the fast path takes it in `tollgate_usage_assert_unclaimed`).
+    /// Writers of self-located rows only take it shared and never wait for each other.
     static let lockShared = "SELECT pg_advisory_xact_lock_shared(\(requestIDLock))"
     static let lockExclusive = "SELECT pg_advisory_xact_lock(\(requestIDLock))"
 
@@ -64,9 +64,10 @@ enum UsageSQL {
         """
 
     /// The fast path's statement, after the batch's self-located lines went into `usage_events` by COPY (an id stored in
-    /// its partition, or repeated in the batch, failed that COPY on the partition's unique index): check that no id of
-    /// the batch is claimed in `usage_request_ids` (by a row elsewhere, or a dropped month; such a batch fails here with
-    /// the same unique violation and goes through staging), then add the hourly groups computed from the lines to the
+    /// its partition, or repeated in the batch, failed that COPY on the partition's unique index): take the request-id
+    /// lock shared and check that no id of the batch is claimed in `usage_request_ids` (by a row elsewhere, or a dropped
+    /// month; such a batch fails here with the same unique violation and goes through staging) — both in
+    /// `tollgate_usage_assert_unclaimed`, whose query sees what the lock waited for — then add the hourly groups computed from the lines to the
     /// rollups, and wake whoever watches usage (pg_notify, delivered at commit).
     static let rollUpBatch = """
         WITH unclaimed AS MATERIALIZED (

@@ -90,7 +90,6 @@ public struct UsageStore: Sendable {
             // would otherwise take turns. On NIO's thread pool, since `tollgate serve` runs tasks on the event loops that
             // also answer requests.
             async let computed = Self.rollUp(chunks)
-            try await tx.query(PostgresQuery(unsafeSQL: UsageSQL.lockShared), logger: logger)
             try await tx.copyFrom(table: "usage_events", columns: Self.columns, logger: logger) { writer in
                 for chunk in chunks { try await writer.write(chunk) }
             }
