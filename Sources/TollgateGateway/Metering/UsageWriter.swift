@@ -15,7 +15,7 @@ struct UsageLoadTimeout: Error {}
 /// is loaded by the next start.
 public final class UsageWriter: Service, Sendable {
     let spool: UsageSpool
-    let store: UsageStore
+    let store: any UsageEventRepository
     let logger: Logger
     let flushInterval: Duration
     let batchSize: Int
@@ -36,7 +36,7 @@ public final class UsageWriter: Service, Sendable {
     private let spoolErrors = Counter(label: "tollgate_usage_spool_errors_total")
     private let loadFailures = Counter(label: "tollgate_usage_load_failures_total")
 
-    public init(spool: UsageSpool, store: UsageStore, logger: Logger, flushInterval: Duration = .milliseconds(250), batchSize: Int = 5_000,
+    public init(spool: UsageSpool, store: any UsageEventRepository, logger: Logger, flushInterval: Duration = .milliseconds(250), batchSize: Int = 5_000,
                 maximumTransactionBytes: Int = 16 << 20, loadTimeout: Duration = .seconds(30)) {
         self.loadTimeout = loadTimeout
         self.spool = spool
