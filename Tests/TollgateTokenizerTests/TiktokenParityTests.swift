@@ -42,18 +42,24 @@ struct TiktokenParityTests {
         let cases = Self.corpus.cases
         #expect(cases.count >= 10_000)
         var mismatches: [String] = []
+        var different = 0
+        var miscounted = 0
         var tokens = 0
         for item in cases {
             let expected = encoding == .o200kBase ? item.o200k_base : item.cl100k_base
             let actual = tokenizer.encode(item.text)
             tokens += expected.count
-            if actual != expected && mismatches.count < 10 {
-                mismatches.append("\(item.text.debugDescription.prefix(200)): tiktoken \(expected.prefix(40)) swift \(actual.prefix(40))")
+            if actual != expected {
+                different += 1
+                if mismatches.count < 10 {
+                    mismatches.append("\(item.text.debugDescription.prefix(200)): tiktoken \(expected.prefix(40)) swift \(actual.prefix(40))")
+                }
             }
-            #expect(tokenizer.count(item.text) == expected.count)
+            if tokenizer.count(item.text) != expected.count { miscounted += 1 }
         }
-        print("\(encoding.rawValue): compared \(cases.count) strings, \(tokens) tokens with tiktoken \(Self.corpus.tiktoken)")
-        #expect(mismatches.isEmpty, "\(mismatches.joined(separator: "\n"))")
+        print("\(encoding.rawValue): compared \(cases.count) strings (\(tokens) tokens) with tiktoken \(Self.corpus.tiktoken): \(different) differ")
+        #expect(different == 0, "\(different) of \(cases.count) strings differ, e.g.\n\(mismatches.joined(separator: "\n"))")
+        #expect(miscounted == 0)
     }
 
     @Test(arguments: TokenEncoding.allCases)
