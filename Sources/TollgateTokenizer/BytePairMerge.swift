@@ -36,16 +36,19 @@ extension RankTable {
 
     /// The tokens of one piece, as tiktoken's `byte_pair_encode` makes them: a piece that is a token is that token;
     /// otherwise adjacent parts are merged lowest rank first (leftmost on ties) until no adjacent pair is a token.
-    @inline(__always) func encodePiece(_ base: UnsafePointer<UInt8>, _ count: Int, scratch: inout MergeScratch, _ emit: (UInt32) -> Void) {
-        let whole = rank(base, count)
+    /// `readable` is how many bytes from `base` are valid (the rest of the text), so keys can be loaded by words.
+    @inline(__always) func encodePiece(
+        _ base: UnsafePointer<UInt8>, _ count: Int, readable: Int, scratch: inout MergeScratch, _ emit: (UInt32) -> Void
+    ) {
+        let whole = rank(base, count, readable: readable)
         if whole != Self.absent { return emit(whole) }
         scratch.reserve(count)
-        if count > Self.longPieceThreshold { return mergeLongPiece(base, count, scratch: &scratch, emit) }
+        if count > Self.longPieceThreshold { return mergeLongPiece(base, count, readable: readable, scratch: &scratch, emit) }
         let starts = scratch.starts
         let ranks = scratch.ranks
         for k in 0..<count - 1 {
             starts[k] = Int32(k)
-            ranks[k] = rank(base + k, 2)
+            ranks[k] = rank(base + k, 2, readable: readable - k)
         }
         starts[count - 1] = Int32(count - 1)
         ranks[count - 1] = Self.absent
@@ -56,7 +59,7 @@ extension RankTable {
         @inline(__always) func pairRank(_ k: Int) -> UInt32 {
             guard k + 2 < length else { return Self.absent }
             let start = Int(starts[k])
-            return rank(base + start, Int(starts[k + 2]) - start)
+            return rank(base + start, Int(starts[k + 2]) - start, readable: readable - start)
         }
         while true {
             var minRank = Self.absent
@@ -76,14 +79,16 @@ extension RankTable {
         }
         for k in 0..<length - 1 {
             let start = Int(starts[k])
-            emit(rank(base + start, Int(starts[k + 1]) - start))
+            emit(rank(base + start, Int(starts[k + 1]) - start, readable: readable - start))
         }
     }
 
     /// The same merges over a doubly linked list of parts, taking the lowest (rank, start) pair from a binary heap.
     /// Entries are not removed when a pair changes; a popped entry counts only if its part is alive and still has
     /// that rank, which makes it a current candidate, so the choice equals the linear scan's.
-    private func mergeLongPiece(_ base: UnsafePointer<UInt8>, _ count: Int, scratch: inout MergeScratch, _ emit: (UInt32) -> Void) {
+    private func mergeLongPiece(
+        _ base: UnsafePointer<UInt8>, _ count: Int, readable: Int, scratch: inout MergeScratch, _ emit: (UInt32) -> Void
+    ) {
         // Part k starts at byte k; next[k]/previous[k] link the live parts, count is the end sentinel.
         let ranks = scratch.ranks
         let next = scratch.links
@@ -123,7 +128,7 @@ extension RankTable {
             let after = Int(next[k])
             guard after < count else { return Self.absent }
             let end = Int(next[after])
-            return rank(base + k, end - k)
+            return rank(base + k, end - k, readable: readable - k)
         }
         for k in 0..<count {
             next[k] = Int32(k + 1)
@@ -131,7 +136,7 @@ extension RankTable {
             alive[k] = 1
         }
         for k in 0..<count {
-            ranks[k] = k + 1 < count ? rank(base + k, 2) : Self.absent
+            ranks[k] = k + 1 < count ? rank(base + k, 2, readable: readable - k) : Self.absent
             if ranks[k] != Self.absent { push(UInt64(ranks[k]) << 32 | UInt64(k)) }
         }
         while heapCount > 0 {
@@ -154,7 +159,7 @@ extension RankTable {
         var k = 0
         while k < count {
             let end = Int(next[k])
-            emit(rank(base + k, end - k))
+            emit(rank(base + k, end - k, readable: readable - k))
             k = end
         }
     }

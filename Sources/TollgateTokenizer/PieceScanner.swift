@@ -117,15 +117,7 @@ struct PieceScanner {
         if ScalarClass.isLetterPrefix(bits) && start + length < count && scalar(at: start + length).bits & ScalarClass.letter != 0 {
             return run(of: ScalarClass.letter, from: start + length)
         }
-        if bits & ScalarClass.number != 0 {
-            var end = start + length
-            for _ in 0..<2 where end < count {
-                let next = scalar(at: end)
-                guard next.bits & ScalarClass.number != 0 else { break }
-                end += next.length
-            }
-            return end
-        }
+        if bits & ScalarClass.number != 0 { return numberEnd(from: start, length: length) }
         if b0 == 0x20 && start + 1 < count && ScalarClass.isPunctuation(scalar(at: start + 1).bits) {
             return newlineRun(from: punctuationRun(from: start + 1), slash: false)
         }
@@ -133,22 +125,21 @@ struct PieceScanner {
         return whitespacePiece(from: start, toEndFirst: true)
     }
 
-    /// o200k's `(?i:'s|'t|'re|'ve|'m|'ll|'d)?` at `index`: where the optional contraction ends.
+    /// o200k's `(?i:'s|'t|'re|'ve|'m|'ll|'d)?` at `index`: the same suffixes as cl100k's first alternative, optional.
     @inline(__always) func optionalContraction(at index: Int) -> Int {
-        guard index < count, bytes[index] == UInt8(ascii: "'") else { return index }
-        let rest = index + 1
-        guard rest < count else { return index }
-        switch bytes[rest] | 0x20 {
-        case UInt8(ascii: "s"), UInt8(ascii: "t"), UInt8(ascii: "m"), UInt8(ascii: "d"): return rest + 1
-        default: break
+        guard index < count, bytes[index] == UInt8(ascii: "'"), let end = contractionEnd(afterApostrophe: index + 1) else { return index }
+        return end
+    }
+
+    /// `\p{N}{1,3}` for a number at `start` of `length` bytes.
+    @inline(__always) func numberEnd(from start: Int, length: Int) -> Int {
+        var end = start + length
+        for _ in 0..<2 where end < count {
+            let next = scalar(at: end)
+            guard next.bits & ScalarClass.number != 0 else { break }
+            end += next.length
         }
-        guard rest + 1 < count else { return index }
-        if bytes[rest] == 0xC5 && bytes[rest + 1] == 0xBF { return rest + 2 }  // ſ
-        switch (bytes[rest] | 0x20, bytes[rest + 1] | 0x20) {
-        case (UInt8(ascii: "r"), UInt8(ascii: "e")), (UInt8(ascii: "v"), UInt8(ascii: "e")), (UInt8(ascii: "l"), UInt8(ascii: "l")):
-            return rest + 2
-        default: return index
-        }
+        return end
     }
 
     /// `[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+` from `index` (o200k's first alternative without
@@ -187,15 +178,7 @@ struct PieceScanner {
         if bits & (ScalarClass.upper | ScalarClass.lower) != 0, let end = casedWordLowerEnd(from: start) { return optionalContraction(at: end) }
         if hasPrefix, let end = casedWordUpperEnd(from: start + length) { return optionalContraction(at: end) }
         if bits & ScalarClass.upper != 0, let end = casedWordUpperEnd(from: start) { return optionalContraction(at: end) }
-        if bits & ScalarClass.number != 0 {
-            var end = start + length
-            for _ in 0..<2 where end < count {
-                let next = scalar(at: end)
-                guard next.bits & ScalarClass.number != 0 else { break }
-                end += next.length
-            }
-            return end
-        }
+        if bits & ScalarClass.number != 0 { return numberEnd(from: start, length: length) }
         if bytes[start] == 0x20 && start + 1 < count && ScalarClass.isPunctuation(scalar(at: start + 1).bits) {
             return newlineRun(from: punctuationRun(from: start + 1), slash: true)
         }

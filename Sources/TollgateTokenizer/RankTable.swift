@@ -32,7 +32,7 @@ final class RankTable: @unchecked Sendable {  // immutable after init: the buffe
             offsets[rank] = UInt32(offset)
             token.withUnsafeBufferPointer { token in
                 if let base = token.baseAddress { (bytes + offset).update(from: base, count: token.count) }
-                let key = Self.key(base: token.baseAddress ?? UnsafePointer(bytes), count: token.count)
+                let key = Self.key(base: token.baseAddress ?? UnsafePointer(bytes), count: token.count, readable: token.count)
                 prefixWords[rank] = key.word
                 var index = Int(truncatingIfNeeded: key.hash) & mask
                 while slots[index] != 0 { index = (index + 1) & mask }
@@ -50,9 +50,13 @@ final class RankTable: @unchecked Sendable {  // immutable after init: the buffe
         slots.deallocate()
     }
 
-    /// The first (up to) eight bytes at `base`, packed little-endian.
-    @inline(__always) private static func word(_ base: UnsafePointer<UInt8>, _ count: Int) -> UInt64 {
-        if count >= 8 { return UInt64(littleEndian: UnsafeRawPointer(base).loadUnaligned(as: UInt64.self)) }
+    /// The first (up to) eight bytes at `base`, packed little-endian. When eight bytes can be read (`readable`, the
+    /// bytes valid from `base`, may exceed `count`), one load and a mask replace the byte loop.
+    @inline(__always) private static func word(_ base: UnsafePointer<UInt8>, _ count: Int, readable: Int) -> UInt64 {
+        if readable >= 8 {
+            let word = UInt64(littleEndian: UnsafeRawPointer(base).loadUnaligned(as: UInt64.self))
+            return count >= 8 ? word : word & ((1 &<< (UInt64(count) &* 8)) &- 1)
+        }
         var word: UInt64 = 0
         var i = count - 1
         while i >= 0 {
@@ -63,20 +67,21 @@ final class RankTable: @unchecked Sendable {  // immutable after init: the buffe
     }
 
     /// The key's packed prefix word and its hash.
-    @inline(__always) private static func key(base: UnsafePointer<UInt8>, count: Int) -> (word: UInt64, hash: UInt64) {
-        let first = word(base, count)
+    @inline(__always) private static func key(base: UnsafePointer<UInt8>, count: Int, readable: Int) -> (word: UInt64, hash: UInt64) {
+        let first = word(base, count, readable: readable)
         var hash = (first ^ (UInt64(count) &* 0x9E37_79B9_7F4A_7C15)) &* 0xFF51_AFD7_ED55_8CCD
         var i = 8
         while i < count {
-            hash = (hash ^ (hash >> 32) ^ word(base + i, min(8, count - i))) &* 0xC4CE_B9FE_1A85_EC53
+            hash = (hash ^ (hash >> 32) ^ word(base + i, min(8, count - i), readable: readable - i)) &* 0xC4CE_B9FE_1A85_EC53
             i += 8
         }
         return (first, hash ^ (hash >> 29))
     }
 
-    /// The rank of the `count` bytes at `base`, or `absent`.
-    @inline(__always) func rank(_ base: UnsafePointer<UInt8>, _ count: Int) -> UInt32 {
-        let key = Self.key(base: base, count: count)
+    /// The rank of the `count` bytes at `base`, or `absent`. `readable` bytes from `base` are valid memory
+    /// (at least `count`; more lets the key load whole words).
+    @inline(__always) func rank(_ base: UnsafePointer<UInt8>, _ count: Int, readable: Int) -> UInt32 {
+        let key = Self.key(base: base, count: count, readable: readable)
         let tag = key.hash & 0xFFFF_FFFF_0000_0000
         var index = Int(truncatingIfNeeded: key.hash) & mask
         while true {

@@ -78,13 +78,13 @@ public final class Tokenizer: Sendable {
                 case .o200kBase:
                     while start < utf8.count {
                         let end = scanner.nextO200k(from: start)
-                        ranks.encodePiece(base + start, end - start, scratch: &scratch, body)
+                        ranks.encodePiece(base + start, end - start, readable: utf8.count - start, scratch: &scratch, body)
                         start = end
                     }
                 case .cl100kBase:
                     while start < utf8.count {
                         let end = scanner.nextCl100k(from: start)
-                        ranks.encodePiece(base + start, end - start, scratch: &scratch, body)
+                        ranks.encodePiece(base + start, end - start, readable: utf8.count - start, scratch: &scratch, body)
                         start = end
                     }
                 }
