@@ -35,7 +35,7 @@ log "Tollgate, $TOLLGATE_BENCH_SAMPLES iterations per encoding"
     || die "package-benchmark failed: $(tail -20 "$RUN/benchmark.txt")"
 
 python3 - "$RUN/tiktoken.tsv" "$RUN/swift.tsv" "$RUN/benchmark.txt" "$OUT" "$(git -C "$HERE" rev-parse --short HEAD)" <<'PY'
-import datetime, platform, statistics, subprocess, sys
+import datetime, platform, re, statistics, subprocess, sys
 tiktoken_tsv, swift_tsv, benchmark_txt, out, commit = sys.argv[1:6]
 reference = {}
 for line in open(tiktoken_tsv):
@@ -77,7 +77,7 @@ Target (issue 14): ahead of tiktoken on both encodings.
 <details><summary>package-benchmark output</summary>
 
 ```
-{open(benchmark_txt).read().strip()}
+{chr(10).join(re.sub(chr(27) + r"\[[0-9;]*m", "", l) for l in open(benchmark_txt).read().strip().splitlines() if not l.startswith("["))}
 ```
 </details>
 """)

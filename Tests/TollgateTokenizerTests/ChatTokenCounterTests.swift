@@ -50,13 +50,21 @@ struct ChatTokenCounterTests {
     }
 
     @Test func legacyFunctionsCountLikeTools() throws {
-        let functions = #"[{"name": "get_current_weather", "description": "Get the current weather in a given location", "parameters": {"type": "object", "properties": {"location": {"type": "string", "description": "The city and state, e.g. San Francisco, CA"}, "unit": {"type": "string", "description": "The unit of temperature to return", "enum": ["celsius", "fahrenheit"]}}}}]"#
+        // The same function as the cookbook's tool, unwrapped: `functions` lists function objects directly.
+        let functions = #"""
+            [{"name": "get_current_weather", "description": "Get the current weather in a given location",
+              "parameters": {"type": "object", "properties": {
+                "location": {"type": "string", "description": "The city and state, e.g. San Francisco, CA"},
+                "unit": {"type": "string", "description": "The unit of temperature to return", "enum": ["celsius", "fahrenheit"]}}}}]
+            """#
         let body = Data(#"{"model": "gpt-4o", "messages": \#(Self.weatherMessages), "functions": \#(functions)}"#.utf8)
         #expect(try ChatTokenCounter.promptTokens(body: body) == 101)
     }
 
     @Test func textPartsCountLikeAStringContent() throws {
-        let parts = #"[{"role": "user", "content": [{"type": "text", "text": "What's the weather like in "}, {"type": "text", "text": "San Francisco?"}]}]"#
+        let parts = #"""
+            [{"role": "user", "content": [{"type": "text", "text": "What's the weather like in "}, {"type": "text", "text": "San Francisco?"}]}]
+            """#
         let plain = #"[{"role": "user", "content": "What's the weather like in San Francisco?"}]"#
         // Each part is encoded on its own: the first one's trailing space is a token of its own, " San" is not one.
         let split = try ChatTokenCounter.promptTokens(body: Self.body(model: "gpt-4o", messages: parts))
