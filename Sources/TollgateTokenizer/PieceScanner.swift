@@ -21,7 +21,8 @@ struct PieceScanner {
             let value = Int(b0 & 0x0F) << 12 | Int(bytes[index + 1] & 0x3F) << 6 | Int(bytes[index + 2] & 0x3F)
             return (classes[value], 3)
         }
-        let value = UInt32(b0 & 0x07) << 18 | UInt32(bytes[index + 1] & 0x3F) << 12 | UInt32(bytes[index + 2] & 0x3F) << 6
+        let value =
+            UInt32(b0 & 0x07) << 18 | UInt32(bytes[index + 1] & 0x3F) << 12 | UInt32(bytes[index + 2] & 0x3F) << 6
             | UInt32(bytes[index + 3] & 0x3F)
         return (value < ScalarClass.tableLimit ? classes[Int(value)] : ScalarClass.compute(value), 4)
     }

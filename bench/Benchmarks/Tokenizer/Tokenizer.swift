@@ -37,10 +37,8 @@ let benchmarks: @Sendable () -> Void = {
 
 /// One TSV line per iteration for the script's summary (package-benchmark's own table has no MB/s).
 func append(_ line: String, to path: String) {
-    guard let handle = FileHandle(forWritingAtPath: path) ?? {
-        FileManager.default.createFile(atPath: path, contents: nil)
-        return FileHandle(forWritingAtPath: path)
-    }() else { return }
+    if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+    guard let handle = FileHandle(forWritingAtPath: path) else { return }
     handle.seekToEndOfFile()
     handle.write(Data(line.utf8))
     try? handle.close()
