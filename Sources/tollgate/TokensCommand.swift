@@ -13,11 +13,16 @@ struct TokensCommand: ParsableCommand {
             as <|endoftext|> are ordinary text.
 
             Examples:
-              echo -n "tiktoken is great!" | tollgate tokens count --model gpt-4          # 6
-              echo -n "tiktoken is great!" | tollgate tokens encode --model gpt-4         # 83 1609 5963 374 2294 0
-              tollgate tokens encode --model gpt-4o --json < prompt.txt                   # [ ... ]
-              tollgate tokens count < request.json            # a chat completions body: the prompt tokens the API will bill
-              tollgate tokens count --text --model gpt-4o < request.json                  # the file's text, as text
+              # 6 tokens under cl100k_base (gpt-4):
+              echo -n "tiktoken is great!" | tollgate tokens count --model gpt-4
+              # their ids, 83 1609 5963 374 2294 0:
+              echo -n "tiktoken is great!" | tollgate tokens encode --model gpt-4
+              # the ids as a JSON array, for scripts:
+              tollgate tokens encode --model gpt-4o --json < prompt.txt
+              # a chat completions body: the prompt tokens the API bills (its "model" picks the encoding):
+              tollgate tokens count < request.json
+              # the same file counted as plain text:
+              tollgate tokens count --text --model gpt-4o < request.json
             """,
         subcommands: [Count.self, Encode.self])
 
