@@ -15,11 +15,10 @@ final class RankTable: @unchecked Sendable {  // immutable after init: the buffe
     private let slots: UnsafeMutablePointer<UInt64>
     private let mask: Int
 
-    /// - Parameter tokens: every token's bytes, indexed by rank (ranks are dense from 0).
-    init(tokens: [[UInt8]]) {
-        count = tokens.count
-        let total = tokens.reduce(0) { $0 + $1.count }
-        bytes = .allocate(capacity: max(total, 1))
+    /// - Parameter vocabulary: every token's bytes, in rank order (ranks are dense from 0).
+    init(_ vocabulary: Vocabulary) {
+        count = vocabulary.count
+        bytes = .allocate(capacity: max(vocabulary.bytes.count, 1))
         offsets = .allocate(capacity: count + 1)
         prefixWords = .allocate(capacity: max(count, 1))
         var capacity = 16
@@ -27,20 +26,19 @@ final class RankTable: @unchecked Sendable {  // immutable after init: the buffe
         mask = capacity - 1
         slots = .allocate(capacity: capacity)
         slots.initialize(repeating: 0, count: capacity)
-        var offset = 0
-        for (rank, token) in tokens.enumerated() {
-            offsets[rank] = UInt32(offset)
-            token.withUnsafeBufferPointer { token in
-                if let base = token.baseAddress { (bytes + offset).update(from: base, count: token.count) }
-                let key = Self.key(base: token.baseAddress ?? UnsafePointer(bytes), count: token.count, readable: token.count)
-                prefixWords[rank] = key.word
-                var index = Int(truncatingIfNeeded: key.hash) & mask
-                while slots[index] != 0 { index = (index + 1) & mask }
-                slots[index] = (key.hash & 0xFFFF_FFFF_0000_0000) | UInt64(rank + 1)
-            }
-            offset += token.count
+        vocabulary.bytes.withUnsafeBufferPointer { source in
+            if let base = source.baseAddress { bytes.update(from: base, count: source.count) }
         }
-        offsets[count] = UInt32(offset)
+        for rank in 0...count { offsets[rank] = vocabulary.offsets[rank] }
+        for rank in 0..<count {
+            let start = Int(offsets[rank])
+            let length = Int(offsets[rank + 1]) - start
+            let key = Self.key(base: bytes + start, count: length, readable: length)
+            prefixWords[rank] = key.word
+            var index = Int(truncatingIfNeeded: key.hash) & mask
+            while slots[index] != 0 { index = (index + 1) & mask }
+            slots[index] = (key.hash & 0xFFFF_FFFF_0000_0000) | UInt64(rank + 1)
+        }
     }
 
     deinit {

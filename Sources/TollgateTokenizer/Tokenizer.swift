@@ -34,7 +34,7 @@ public final class Tokenizer: Sendable {
 
     /// Loads an encoding from its shipped vocabulary file (what the shared instances are made of).
     static func load(_ encoding: TokenEncoding) throws(TokenizerError) -> Tokenizer {
-        Tokenizer(encoding: encoding, ranks: RankTable(tokens: try VocabularyFile.load(encoding)))
+        Tokenizer(encoding: encoding, ranks: RankTable(try VocabularyFile.load(encoding)))
     }
 
     /// The token ids of `text`.

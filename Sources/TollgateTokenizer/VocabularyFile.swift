@@ -1,9 +1,16 @@
 import Foundation
 
+/// Every token's bytes back to back in rank order: token r is `bytes[offsets[r] ..< offsets[r + 1]]`.
+struct Vocabulary {
+    var bytes: [UInt8] = []
+    var offsets: [UInt32] = [0]
+    var count: Int { offsets.count - 1 }
+}
+
 /// Reads tiktoken's vocabulary format: one `base64(token) rank` line per token, ranks 0, 1, 2, ... in order.
 enum VocabularyFile {
     /// The shipped file of an encoding, from the package's resources.
-    static func load(_ encoding: TokenEncoding) throws(TokenizerError) -> [[UInt8]] {
+    static func load(_ encoding: TokenEncoding) throws(TokenizerError) -> Vocabulary {
         guard let url = url(of: encoding), let data = try? Data(contentsOf: url, options: .mappedIfSafe)
         else { throw .vocabularyMissing(encoding) }
         return try parse(data, encoding: encoding)
@@ -14,15 +21,17 @@ enum VocabularyFile {
         Bundle.module.url(forResource: encoding.rawValue, withExtension: "tiktoken")
     }
 
-    static func parse(_ data: Data, encoding: TokenEncoding) throws(TokenizerError) -> [[UInt8]] {
-        let result: Result<[[UInt8]], TokenizerError> = data.withUnsafeBytes { raw in
+    static func parse(_ data: Data, encoding: TokenEncoding) throws(TokenizerError) -> Vocabulary {
+        let result: Result<Vocabulary, TokenizerError> = data.withUnsafeBytes { raw in
             let bytes = raw.bindMemory(to: UInt8.self)
-            var tokens: [[UInt8]] = []
-            tokens.reserveCapacity(bytes.count / 16)
+            var vocabulary = Vocabulary()
+            // Base64 is 4/3 of the bytes, and a line carries a rank besides: this reserves a little more than needed.
+            vocabulary.bytes.reserveCapacity(bytes.count * 3 / 4)
+            vocabulary.offsets.reserveCapacity(bytes.count / 8)
             var i = 0
             var line = 1
             while i < bytes.count {
-                var token: [UInt8] = []
+                let tokenStart = vocabulary.bytes.count
                 var accumulator: UInt32 = 0
                 var bits = 0
                 while i < bytes.count && bytes[i] != UInt8(ascii: " ") {
@@ -34,7 +43,7 @@ enum VocabularyFile {
                     bits += 6
                     if bits >= 8 {
                         bits -= 8
-                        token.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
+                        vocabulary.bytes.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
                     }
                 }
                 i += 1
@@ -45,14 +54,15 @@ enum VocabularyFile {
                     digits += 1
                     i += 1
                 }
-                guard digits > 0, rank == tokens.count, !token.isEmpty, i >= bytes.count || bytes[i] == UInt8(ascii: "\n") else {
+                let tokenEnd = vocabulary.bytes.count
+                guard digits > 0, rank == vocabulary.count, tokenEnd > tokenStart, i >= bytes.count || bytes[i] == UInt8(ascii: "\n") else {
                     return .failure(.vocabularyMalformed(encoding, line: line))
                 }
-                tokens.append(token)
+                vocabulary.offsets.append(UInt32(tokenEnd))
                 i += 1
                 line += 1
             }
-            return .success(tokens)
+            return .success(vocabulary)
         }
         return try result.get()
     }

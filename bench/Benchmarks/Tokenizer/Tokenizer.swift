@@ -19,6 +19,16 @@ let benchmarks: @Sendable () -> Void = {
         fatalError("TOLLGATE_BENCH_TEXT must name the benchmark text (bench/run-tokenizer.sh makes it)")
     }
     let summary = environment["TOLLGATE_BENCH_SUMMARY"]
+    // The first use of an encoding loads it (vocabulary parse, rank table, and for the first one the Unicode class
+    // table): what a process pays once, before its first count.
+    let clock = ContinuousClock()
+    for encoding in TokenEncoding.allCases {
+        let started = clock.now
+        _ = try? Tokenizer.forEncoding(encoding)
+        let elapsed = clock.now - started
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        if let summary { append("load\t\(encoding.rawValue)\t\(seconds)\n", to: summary) }
+    }
     for encoding in TokenEncoding.allCases {
         Benchmark("Tokenizer.encode, \(encoding.rawValue), \(text.utf8.count) bytes") { benchmark in
             let tokenizer = try Tokenizer.forEncoding(encoding)
