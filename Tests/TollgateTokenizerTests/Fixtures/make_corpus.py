@@ -37,26 +37,17 @@ O200K_PATTERN = "|".join(
 )
 
 
+def encoding(name, pattern, sha256, special_tokens):
+    ranks = load_tiktoken_bpe(os.path.join(RESOURCES, f"{name}.tiktoken"), expected_hash=sha256)
+    return tiktoken.Encoding(name=name, pat_str=pattern, mergeable_ranks=ranks, special_tokens=special_tokens)
+
+
 def encodings():
-    cl100k = tiktoken.Encoding(
-        name="cl100k_base",
-        pat_str=CL100K_PATTERN,
-        mergeable_ranks=load_tiktoken_bpe(
-            os.path.join(RESOURCES, "cl100k_base.tiktoken"),
-            expected_hash="223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
-        ),
-        special_tokens={"<|endoftext|>": 100257, "<|fim_prefix|>": 100258, "<|fim_middle|>": 100259,
-                        "<|fim_suffix|>": 100260, "<|endofprompt|>": 100276},
-    )
-    o200k = tiktoken.Encoding(
-        name="o200k_base",
-        pat_str=O200K_PATTERN,
-        mergeable_ranks=load_tiktoken_bpe(
-            os.path.join(RESOURCES, "o200k_base.tiktoken"),
-            expected_hash="446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
-        ),
-        special_tokens={"<|endoftext|>": 199999, "<|endofprompt|>": 200018},
-    )
+    cl100k = encoding("cl100k_base", CL100K_PATTERN, "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+                      {"<|endoftext|>": 100257, "<|fim_prefix|>": 100258, "<|fim_middle|>": 100259,
+                       "<|fim_suffix|>": 100260, "<|endofprompt|>": 100276})
+    o200k = encoding("o200k_base", O200K_PATTERN, "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
+                     {"<|endoftext|>": 199999, "<|endofprompt|>": 200018})
     return cl100k, o200k
 
 
