@@ -12,7 +12,9 @@ import Foundation
 ///   overhead plus `name:description`, per property `name:type:description` and enum values, plus a closing
 ///   overhead. Nested object properties and `response_format` schemas are not counted.
 public enum ChatTokenCounter {
+    /// Each message is wrapped in `<|start|>{role}<|message|>…<|end|>`: 3 tokens besides its fields.
     public static let tokensPerMessage = 3
+    /// A message's `name` costs one token more than its text.
     public static let tokensPerName = 1
     /// Every reply is primed with `<|start|>assistant<|message|>`.
     public static let replyPriming = 3
