@@ -19,6 +19,8 @@ let package = Package(
         .library(name: "TollgateCore", targets: ["TollgateCore"]),
         // For the chargeback benchmark in bench/, which times the report in process.
         .library(name: "TollgateReports", targets: ["TollgateReports"]),
+        // For the tokenizer throughput benchmark in bench/, and for anyone who needs tiktoken-exact counts.
+        .library(name: "TollgateTokenizer", targets: ["TollgateTokenizer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: ["FullFoundation"]),
@@ -39,6 +41,14 @@ let package = Package(
     targets: [
         // Pure domain: money, periods, prices, usage, budget math. Foundation only; keep it that way.
         .target(name: "TollgateCore", swiftSettings: settings),
+        // tiktoken-exact BPE for o200k_base and cl100k_base, and OpenAI's chat/tools/image prompt-token rules.
+        // Standard library and Foundation only; the vocabularies ship as resources (provenance in Resources/README.md).
+        .target(
+            name: "TollgateTokenizer",
+            exclude: ["Resources/README.md"],
+            resources: [.copy("Resources/o200k_base.tiktoken"), .copy("Resources/cl100k_base.tiktoken")],
+            swiftSettings: settings
+        ),
         // PostgreSQL: migrations, repositories, the embedded cluster.
         .target(
             name: "TollgateStore",
@@ -55,7 +65,7 @@ let package = Package(
             // The target spans the package root so that the top-level `sql/` folder ships inside the binary's bundle.
             path: ".",
             exclude: [
-                "Sources/TollgateCore", "Sources/TollgateGateway", "Sources/TollgateRules", "Sources/TollgateReports", "Sources/TollgateServer",
+                "Sources/TollgateCore", "Sources/TollgateTokenizer", "Sources/TollgateGateway", "Sources/TollgateRules", "Sources/TollgateReports", "Sources/TollgateServer",
                 "Sources/tollgate", "Tests", "examples", "docs", "bench", "dashboards", "scripts", "README.md", "deploy", "Containerfile",
             ],
             sources: ["Sources/TollgateStore"],
@@ -128,7 +138,7 @@ let package = Package(
         .executableTarget(
             name: "tollgate",
             dependencies: [
-                "TollgateServer", "TollgateCore", "TollgateStore", "TollgateReports",
+                "TollgateServer", "TollgateCore", "TollgateStore", "TollgateReports", "TollgateTokenizer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -161,6 +171,13 @@ let package = Package(
             swiftSettings: settings
         ),
         .testTarget(name: "TollgateCoreTests", dependencies: ["TollgateCore"], swiftSettings: settings),
+        .testTarget(
+            name: "TollgateTokenizerTests",
+            dependencies: ["TollgateTokenizer", .product(name: "Crypto", package: "swift-crypto")],
+            exclude: ["Fixtures/make_corpus.py"],
+            resources: [.copy("Fixtures/parity-corpus.json.gz")],
+            swiftSettings: settings
+        ),
         .testTarget(name: "TollgateStoreTests", dependencies: ["TollgateStore", "TollgateStoreMemory", "TollgateTestSupport"], swiftSettings: settings),
         .testTarget(
             name: "TollgateGatewayTests",

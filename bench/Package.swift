@@ -40,5 +40,14 @@ let package = Package(
             path: "Benchmarks/Chargeback",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        .executableTarget(
+            name: "Tokenizer",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "TollgateTokenizer", package: "tollgate"),
+            ],
+            path: "Benchmarks/Tokenizer",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
     ]
 )

@@ -27,7 +27,7 @@ struct Tollgate: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             ServeCommand.self, MigrateCommand.self, ApplyCommand.self, ValidateCommand.self, KeysCommand.self, ReportCommand.self, PricesCommand.self,
-            PeriodCommand.self, SubscriptionsCommand.self, WebhooksCommand.self, UsageCommand.self,
+            PeriodCommand.self, SubscriptionsCommand.self, WebhooksCommand.self, UsageCommand.self, TokensCommand.self,
         ]
     )
 

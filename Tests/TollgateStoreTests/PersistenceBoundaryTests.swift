@@ -75,4 +75,10 @@ struct PersistenceBoundaryTests {
         let modules = try Self.imports(ofTarget: "TollgateCore").values.reduce(into: Set<String>()) { $0.formUnion($1) }
         #expect(modules == ["Foundation"], "\(modules)")
     }
+
+    /// The tokenizer is a leaf too: the gateway, the CLI and the benchmarks can use it without pulling anything in.
+    @Test func tokenizerImportsFoundationAlone() throws {
+        let modules = try Self.imports(ofTarget: "TollgateTokenizer").values.reduce(into: Set<String>()) { $0.formUnion($1) }
+        #expect(modules == ["Foundation"], "\(modules)")
+    }
 }

@@ -42,6 +42,10 @@ install -m 755 "$BIN_DIR/tollgate" "$ROOTFS/usr/local/bin/tollgate"
 # TOLLGATE_STRIP=0 keeps them.
 if [ "${TOLLGATE_STRIP:-1}" = 1 ] && command -v strip >/dev/null; then strip "$ROOTFS/usr/local/bin/tollgate"; fi
 cp -a "$BUNDLE" "$ROOTFS/usr/local/bin/"
+# The tokenizer's vocabularies (o200k_base, cl100k_base) ship the same way.
+TOKENIZER_BUNDLE="$(ls -d "$BIN_DIR"/*_TollgateTokenizer.resources 2>/dev/null | head -1)"
+[ -n "$TOKENIZER_BUNDLE" ] || { echo "no TollgateTokenizer resource bundle beside the binary in $BIN_DIR"; exit 1; }
+cp -a "$TOKENIZER_BUNDLE" "$ROOTFS/usr/local/bin/"
 
 
 # The shared libraries the binary links (glibc-level only with --static-swift-stdlib), at the paths ldd resolved,
