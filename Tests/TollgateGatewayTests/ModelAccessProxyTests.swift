@@ -79,10 +79,10 @@ import TollgateTestSupport
             try await GatewayHarness.withLiveGateway(configuration: configuration) { client, _ in
                 var listed: [String: [String]] = [:]
                 for subscription in ["sub-a", "sub-b"] {
-                    try await client.execute(uri: "/v1/models", method: .get, headers: .bearer(keys[subscription]!)) { response in
+                    listed[subscription] = try await client.execute(uri: "/v1/models", method: .get, headers: .bearer(keys[subscription]!)) { response in
                         #expect(response.status == .ok)
                         let body = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
-                        listed[subscription] = (body?["data"] as? [[String: Any]])?.compactMap { $0["id"] as? String }
+                        return (body?["data"] as? [[String: Any]])?.compactMap { $0["id"] as? String }
                     }
                 }
                 #expect(listed["sub-a"] == ["gpt-4o-mini", "gpt4o-prod", "text-embedding-3-small"])
