@@ -175,16 +175,20 @@ public struct ProductSpec: Hashable, Sendable, Codable {
     public var name: String
     public var displayName: String?
     public var limits: ProductLimits
+    /// Deployment names (`*` patterns) every subscription of the product may use; nil allows every one (`ModelAccess`).
+    public var allowedModels: [String]?
 
-    public init(name: String, displayName: String? = nil, limits: ProductLimits = .init()) {
+    public init(name: String, displayName: String? = nil, limits: ProductLimits = .init(), allowedModels: [String]? = nil) {
         self.name = name
         self.displayName = displayName
         self.limits = limits
+        self.allowedModels = allowedModels
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case name, limits
         case displayName = "display_name"
+        case allowedModels = "allowed_models"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -193,6 +197,7 @@ public struct ProductSpec: Hashable, Sendable, Codable {
         name = try c.decode(String.self, forKey: .name)
         displayName = try c.decodeIfPresent(String.self, forKey: .displayName)
         limits = try c.decodeIfPresent(ProductLimits.self, forKey: .limits) ?? .init()
+        allowedModels = try c.decodeIfPresent([String].self, forKey: .allowedModels)
     }
 }
 
@@ -207,20 +212,27 @@ public struct SubscriptionSpec: Hashable, Sendable, Codable {
     public var costCenter: String?
     public var product: String?
     public var state: SubscriptionState
+    /// Deployment names (`*` patterns) this subscription may use, within its product's list; nil adds no restriction.
+    public var allowedModels: [String]?
 
-    public init(id: SubscriptionID, displayName: String? = nil, team: String? = nil, costCenter: String? = nil, product: String? = nil, state: SubscriptionState = .active) {
+    public init(
+        id: SubscriptionID, displayName: String? = nil, team: String? = nil, costCenter: String? = nil, product: String? = nil,
+        state: SubscriptionState = .active, allowedModels: [String]? = nil
+    ) {
         self.id = id
         self.displayName = displayName
         self.team = team
         self.costCenter = costCenter
         self.product = product
         self.state = state
+        self.allowedModels = allowedModels
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case id, team, product, state
         case displayName = "display_name"
         case costCenter = "cost_center"
+        case allowedModels = "allowed_models"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -232,6 +244,7 @@ public struct SubscriptionSpec: Hashable, Sendable, Codable {
         costCenter = try c.decodeIfPresent(String.self, forKey: .costCenter)
         product = try c.decodeIfPresent(String.self, forKey: .product)
         state = try c.decodeIfPresent(SubscriptionState.self, forKey: .state) ?? .active
+        allowedModels = try c.decodeIfPresent([String].self, forKey: .allowedModels)
     }
 }
 
@@ -315,6 +328,7 @@ extension PolicyDocument {
             if !productNames.insert(product.name).inserted { add(at + [.key("name")], "duplicate product name '\(product.name)'") }
             if let tpm = product.limits.tokensPerMinute, tpm <= 0 { add(at + [.key("limits"), .key("tokens_per_minute")], "must be positive") }
             if let quota = product.limits.tokenQuota, quota <= 0 { add(at + [.key("limits"), .key("token_quota")], "must be positive") }
+            problems += allowedModelsProblems(product.allowedModels, at: at, deployments: deploymentNames.keys)
         }
         var subscriptionIDs: Set<SubscriptionID> = []
         for (i, subscription) in subscriptions.enumerated() {
@@ -326,9 +340,32 @@ extension PolicyDocument {
             if let product = subscription.product, !productNames.contains(product) {
                 add(at + [.key("product")], "unknown product '\(product)'; products in this file: \(productNames.sorted().joined(separator: ", "))")
             }
+            problems += allowedModelsProblems(subscription.allowedModels, at: at, deployments: deploymentNames.keys)
         }
         problems += validate(budgets: budgets, knownSubscriptions: subscriptionIDs, knownProducts: productNames)
         problems += pricingProblems(backendNames: backendNames)
+        return problems
+    }
+}
+
+extension PolicyDocument {
+    /// An `allowed_models` list's problems: an empty list or pattern, and a pattern that matches no deployment of this
+    /// file (an error, not a warning: it is a typo or a stale name, and it would silently allow nothing).
+    func allowedModelsProblems(_ patterns: [String]?, at: [PolicyPathComponent], deployments: Dictionary<String, String>.Keys) -> [PolicyProblem] {
+        guard let patterns else { return [] }
+        let field = at + [.key("allowed_models")]
+        if patterns.isEmpty {
+            return [PolicyProblem(path: field, message: "must name at least one deployment (omit the field to allow every one)")]
+        }
+        var problems: [PolicyProblem] = []
+        for (k, pattern) in patterns.enumerated() {
+            if pattern.isEmpty {
+                problems.append(PolicyProblem(path: field + [.index(k)], message: "must be non-empty: a deployment name, or a pattern with '*'"))
+            } else if !deployments.contains(where: { ModelAccess.matches(pattern: pattern, $0) }) {
+                problems.append(PolicyProblem(
+                    path: field + [.index(k)], message: "'\(pattern)' matches no deployment in this file; deployments: \(deployments.sorted().joined(separator: ", "))"))
+            }
+        }
         return problems
     }
 }

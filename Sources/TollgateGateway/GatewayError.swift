@@ -52,6 +52,12 @@ public struct GatewayError: HTTPResponseError, Sendable {
             message: "The model or deployment '\(name)' is not served by this gateway. GET /v1/models lists what is.")
     }
 
+    static func modelNotAllowed(_ name: String, subscription: SubscriptionID) -> GatewayError {
+        GatewayError(
+            status: .forbidden, type: "invalid_request_error", code: "model_not_allowed",
+            message: "Subscription \(subscription) may not use the model or deployment '\(name)'. GET /v1/models lists what it may use.")
+    }
+
     static func invalidRequest(_ message: String, param: String? = nil) -> GatewayError {
         GatewayError(status: .badRequest, type: "invalid_request_error", code: "invalid_request", message: message)
     }

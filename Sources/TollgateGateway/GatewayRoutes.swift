@@ -65,7 +65,10 @@ public struct GatewayRoutes: Sendable {
         var identified = ProxyRequest(headers: request.headers, call: nil, body: ByteBuffer())
         try await identification.runToEnd(&identified)
         let catalog = try identified.required(identified.catalog)
-        let data: [[String: Any]] = catalog.routes.values.sorted { $0.deployment < $1.deployment }.map {
+        // Only what the caller may use (`ModelAccessStep` refuses the rest).
+        let access = catalog.modelAccess(of: try identified.required(identified.subscription))
+        let usable = catalog.routes.values.filter { access.allows($0.deployment) }
+        let data: [[String: Any]] = usable.sorted { $0.deployment < $1.deployment }.map {
             ["id": $0.deployment, "object": "model", "created": 0, "owned_by": $0.backend]
         }
         let body = (try? JSONSerialization.data(withJSONObject: ["object": "list", "data": data])) ?? Data("{}".utf8)

@@ -196,6 +196,8 @@ struct SubscriptionView: ResponseEncodable {
     var product: String?
     var state: String
     var stateReason: String?
+    /// The subscription's own `allowed_models`; nil (omitted) when it sets none.
+    var allowedModels: [String]?
 
     init(_ s: CatalogSnapshot.Subscription) {
         id = s.id.rawValue
@@ -205,6 +207,7 @@ struct SubscriptionView: ResponseEncodable {
         product = s.product
         state = s.state.rawValue
         stateReason = s.stateReason
+        allowedModels = s.allowedModels
     }
 
     enum CodingKeys: String, CodingKey {
@@ -212,6 +215,7 @@ struct SubscriptionView: ResponseEncodable {
         case displayName = "display_name"
         case costCenter = "cost_center"
         case stateReason = "state_reason"
+        case allowedModels = "allowed_models"
     }
 }
 

@@ -163,3 +163,24 @@ struct PolicyDecodingTests {
         #expect(throws: DecodingError.self) { try decode(#"{"backends": [{"name": "x", "kind": "anthropic", "models": ["m"]}]}"#) }
     }
 }
+
+/// `allowed_models` on products and subscriptions.
+struct AllowedModelsProblemsTests {
+    @Test func patternsThatMatchAConfiguredDeploymentAreValid() {
+        var document = valid
+        document.products[0].allowedModels = ["gpt-4o*", "mock-small"]
+        document.subscriptions[0].allowedModels = ["*"]
+        #expect(document.problems().isEmpty)
+    }
+
+    @Test func anEmptyListAnEmptyPatternAndAPatternMatchingNothingAreProblems() {
+        var document = valid
+        document.products[0].allowedModels = []
+        document.subscriptions[0].allowedModels = ["gpt-4o-mini", "", "gpt-5*"]
+        let problems = document.problems()
+        #expect(problems.map(\.pathText) == [
+            "products[0].allowed_models", "subscriptions[0].allowed_models[1]", "subscriptions[0].allowed_models[2]",
+        ])
+        #expect(problems.last?.message == "'gpt-5*' matches no deployment in this file; deployments: gpt-4o-mini, mock-small")
+    }
+}

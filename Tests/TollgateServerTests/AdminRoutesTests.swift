@@ -118,6 +118,25 @@ struct AdminRoutesTests {
         }
     }
 
+    @Test func aSubscriptionShowsItsAllowedModelsAndOmitsThemWhenItHasNone() async throws {
+        var document = Self.document
+        document.subscriptions[0].allowedModels = ["gpt-4o*"]
+        document.subscriptions.append(SubscriptionSpec(id: "sub-b", product: "standard"))
+        let fixture = try await Fixture()
+        try await fixture.store.catalog.apply(document, logger: Logger(label: "test"))
+        try await fixture.application().test(.router) { client in
+            try await client.execute(uri: "/admin/v1/subscriptions/sub-a", method: .get, headers: Self.auth) { response in
+                let body = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
+                #expect(body?["allowed_models"] as? [String] == ["gpt-4o*"])
+            }
+            try await client.execute(uri: "/admin/v1/subscriptions/sub-b", method: .get, headers: Self.auth) { response in
+                let body = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
+                #expect(body?["id"] as? String == "sub-b")
+                #expect(body?.keys.contains("allowed_models") == false)
+            }
+        }
+    }
+
     @Test func applyDryRunChangesNothingAndABadFileNamesItsLine() async throws {
         let fixture = try await Fixture()
         let yaml = """

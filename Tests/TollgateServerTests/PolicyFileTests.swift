@@ -48,6 +48,34 @@ struct PolicyFileTests {
         }
     }
 
+    @Test func allowedModelsParseOnProductsAndSubscriptions() throws {
+        let text = Self.valid
+            .replacingOccurrences(of: "  - name: standard", with: "  - name: standard\n    allowed_models: [\"gpt-4o*\"]")
+            .replacingOccurrences(of: "    product: standard", with: "    product: standard\n    allowed_models: [gpt-4o-mini]")
+        let document = try PolicyFile.parse(text, file: "tollgate.yaml")
+        #expect(document.products.first?.allowedModels == ["gpt-4o*"])
+        #expect(document.subscriptions.first?.allowedModels == ["gpt-4o-mini"])
+        // Absent is nil (no restriction), never an empty list (which would allow nothing).
+        #expect(try PolicyFile.parse(Self.valid, file: "tollgate.yaml").products.first?.allowedModels == nil)
+    }
+
+    @Test(arguments: [
+        // A pattern matching no deployment of the file: a typo or a stale name, refused where it is written.
+        ("  - name: standard\n    allowed_models:\n      - gpt-4o-mini\n      - gpt-5*",
+         "tollgate.yaml:9:9: products[0].allowed_models[1]: 'gpt-5*' matches no deployment in this file; deployments: gpt-4o-mini"),
+        ("  - name: standard\n    allowed_models: [\"\"]", "tollgate.yaml:7:22: products[0].allowed_models[0]: must be non-empty"),
+        ("  - name: standard\n    allowed_models: []", "tollgate.yaml:7:21: products[0].allowed_models: must name at least one deployment"),
+    ])
+    func badAllowedModelsNameFileLineAndField(replacement: String, expectedPrefix: String) throws {
+        let text = Self.valid.replacingOccurrences(of: "  - name: standard", with: replacement)
+        #expect {
+            _ = try PolicyFile.parse(text, file: "tollgate.yaml")
+        } throws: { error in
+            let description = (error as? PolicyFileError)?.description ?? ""
+            return description.hasPrefix(expectedPrefix)
+        }
+    }
+
     @Test func priceCatalogsMustBeShippedOnes() throws {
         let document = try PolicyFile.parse(Self.valid + "\nprice_catalogs: [openai, azure-openai]\n", file: "tollgate.yaml")
         #expect(document.priceCatalogs == ["openai", "azure-openai"])

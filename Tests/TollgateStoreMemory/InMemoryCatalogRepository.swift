@@ -40,7 +40,7 @@ public final class InMemoryCatalogRepository: CatalogRepository {
                 catalog.subscriptions[spec.id] = .init(
                     id: spec.id, displayName: spec.displayName, team: spec.team, costCenter: spec.costCenter, product: spec.product,
                     state: fileOwnsState ? spec.state : existing!.state, stateReason: fileOwnsState ? nil : existing?.stateReason,
-                    stateActor: existing?.stateActor ?? "config")
+                    stateActor: existing?.stateActor ?? "config", allowedModels: spec.allowedModels)
             }
         }
     }

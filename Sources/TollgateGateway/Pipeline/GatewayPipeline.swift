@@ -59,6 +59,7 @@ extension GatewayPipeline {
     ) -> GatewayPipeline {
         GatewayPipeline(
             steps: identification(catalog: catalog) + [
+                ModelAccessStep(),
                 AdmitStep(limiter: limiter),
                 ChooseBackendStep(),
                 ForwardStep(credentials: configuration.credentials, targets: targets, logger: logger),

@@ -1,5 +1,5 @@
 /// One step of the request path. `GatewayPipeline.standard` lists them in the order they run:
-/// authenticate → resolve the caller → check access → admit → choose the backend → forward through the backend's
+/// authenticate → resolve the caller → check access → model access → admit → choose the backend → forward through the backend's
 /// dialect → meter the reply → settle.
 ///
 /// The contract every step keeps:

@@ -32,6 +32,7 @@ public enum CatalogPlan {
                 // The file's state applies only while the file owns it (see `CatalogStore.apply`).
                 let unchanged = existing.displayName == subscription.displayName && existing.team == subscription.team
                     && existing.costCenter == subscription.costCenter && existing.product == subscription.product
+                    && existing.allowedModels == subscription.allowedModels
                     && (existing.stateActor != "config" || existing.state == subscription.state)
                 if !unchanged { lines.append("~ subscription \(subscription.id)") }
             } else {

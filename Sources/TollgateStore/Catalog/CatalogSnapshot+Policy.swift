@@ -17,7 +17,7 @@ extension CatalogSnapshot {
         for spec in document.subscriptions {
             subscriptions[spec.id] = Subscription(
                 id: spec.id, displayName: spec.displayName, team: spec.team, costCenter: spec.costCenter, product: spec.product,
-                state: spec.state, stateReason: nil, stateActor: "config")
+                state: spec.state, stateReason: nil, stateActor: "config", allowedModels: spec.allowedModels)
         }
         for key in keys { self.keys[key.hash] = key }
         self.loadedAt = loadedAt

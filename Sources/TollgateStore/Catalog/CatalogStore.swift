@@ -29,10 +29,12 @@ public struct CatalogSnapshot: Sendable {
         public var stateReason: String?
         /// Who set `state`: `config` (the file), `rules-engine`, `admin:<name>`.
         public var stateActor: String
+        /// The subscription's own `allowed_models` (within its product's); nil adds no restriction.
+        public var allowedModels: [String]?
 
         public init(
             id: SubscriptionID, displayName: String? = nil, team: String? = nil, costCenter: String? = nil, product: String? = nil,
-            state: SubscriptionState, stateReason: String? = nil, stateActor: String
+            state: SubscriptionState, stateReason: String? = nil, stateActor: String, allowedModels: [String]? = nil
         ) {
             self.id = id
             self.displayName = displayName
@@ -42,6 +44,7 @@ public struct CatalogSnapshot: Sendable {
             self.state = state
             self.stateReason = stateReason
             self.stateActor = stateActor
+            self.allowedModels = allowedModels
         }
     }
     public struct Key: Sendable, Hashable {
@@ -68,6 +71,11 @@ public struct CatalogSnapshot: Sendable {
     public var loadedAt: Date = .distantPast
 
     public init() {}
+
+    /// The deployment names `subscription`'s callers may use: its product's list and its own (see `ModelAccess`).
+    public func modelAccess(of subscription: Subscription) -> ModelAccess {
+        ModelAccess(product: subscription.product.flatMap { products[$0]?.allowedModels }, subscription: subscription.allowedModels)
+    }
 }
 
 /// Reads and writes backends, products and subscriptions: what `tollgate apply` manages.
@@ -96,20 +104,21 @@ public struct CatalogStore: Sendable {
             snapshot.routes[name] = .init(backend: backend, deployment: name, model: model)
             snapshot.backends[backend]?.deployments.append(DeploymentSpec(name: name, model: model))
         }
-        for try await (name, displayName, tpm, quota, period) in try await client.query(
-            "SELECT name, display_name, tokens_per_minute, token_quota, quota_period FROM products", logger: logger
-        ).decode((String, String?, Int?, Int?, String).self) {
+        for try await (name, displayName, tpm, quota, period, allowedModels) in try await client.query(
+            "SELECT name, display_name, tokens_per_minute, token_quota, quota_period, allowed_models FROM products", logger: logger
+        ).decode((String, String?, Int?, Int?, String, [String]?).self) {
             snapshot.products[name] = ProductSpec(
                 name: name, displayName: displayName,
-                limits: ProductLimits(tokensPerMinute: tpm, tokenQuota: quota, quotaPeriod: PeriodKind(rawValue: period) ?? .monthly))
+                limits: ProductLimits(tokensPerMinute: tpm, tokenQuota: quota, quotaPeriod: PeriodKind(rawValue: period) ?? .monthly),
+                allowedModels: allowedModels)
         }
-        for try await (id, displayName, team, costCenter, product, state, reason, actor) in try await client.query(
-            "SELECT id, display_name, team, cost_center, product, state, state_reason, state_actor FROM subscriptions", logger: logger
-        ).decode((String, String?, String?, String?, String?, String, String?, String).self) {
+        for try await (id, displayName, team, costCenter, product, state, reason, actor, allowedModels) in try await client.query(
+            "SELECT id, display_name, team, cost_center, product, state, state_reason, state_actor, allowed_models FROM subscriptions", logger: logger
+        ).decode((String, String?, String?, String?, String?, String, String?, String, [String]?).self) {
             let subscription = SubscriptionID(id)
             snapshot.subscriptions[subscription] = .init(
                 id: subscription, displayName: displayName, team: team, costCenter: costCenter, product: product,
-                state: SubscriptionState(rawValue: state) ?? .suspended, stateReason: reason, stateActor: actor)
+                state: SubscriptionState(rawValue: state) ?? .suspended, stateReason: reason, stateActor: actor, allowedModels: allowedModels)
         }
         for try await (id, subscription, slot, hash) in try await client.query(
             "SELECT id, subscription_id, slot, key_hash FROM subscription_keys WHERE revoked_at IS NULL", logger: logger
@@ -152,20 +161,21 @@ public struct CatalogStore: Sendable {
             }
             for product in document.products {
                 try await tx.query("""
-                    INSERT INTO products (name, display_name, tokens_per_minute, token_quota, quota_period)
-                    VALUES (\(product.name), \(product.displayName), \(product.limits.tokensPerMinute), \(product.limits.tokenQuota), \(product.limits.quotaPeriod.rawValue))
+                    INSERT INTO products (name, display_name, tokens_per_minute, token_quota, quota_period, allowed_models)
+                    VALUES (\(product.name), \(product.displayName), \(product.limits.tokensPerMinute), \(product.limits.tokenQuota), \(product.limits.quotaPeriod.rawValue),
+                            \(product.allowedModels))
                     ON CONFLICT (name) DO UPDATE SET display_name = EXCLUDED.display_name, tokens_per_minute = EXCLUDED.tokens_per_minute,
-                        token_quota = EXCLUDED.token_quota, quota_period = EXCLUDED.quota_period, updated_at = now()
+                        token_quota = EXCLUDED.token_quota, quota_period = EXCLUDED.quota_period, allowed_models = EXCLUDED.allowed_models, updated_at = now()
                     """, logger: logger)
             }
             for s in document.subscriptions {
                 // The file's state applies while the file owns it (state_actor 'config'). A state the rules engine or an
                 // admin set is left alone: re-applying an unchanged file must not lift a budget suspension.
                 try await tx.query("""
-                    INSERT INTO subscriptions AS cur (id, display_name, team, cost_center, product, state, state_actor)
-                    VALUES (\(s.id.rawValue), \(s.displayName), \(s.team), \(s.costCenter), \(s.product), \(s.state.rawValue), 'config')
+                    INSERT INTO subscriptions AS cur (id, display_name, team, cost_center, product, state, state_actor, allowed_models)
+                    VALUES (\(s.id.rawValue), \(s.displayName), \(s.team), \(s.costCenter), \(s.product), \(s.state.rawValue), 'config', \(s.allowedModels))
                     ON CONFLICT (id) DO UPDATE SET display_name = EXCLUDED.display_name, team = EXCLUDED.team, cost_center = EXCLUDED.cost_center,
-                        product = EXCLUDED.product,
+                        product = EXCLUDED.product, allowed_models = EXCLUDED.allowed_models,
                         state = CASE WHEN cur.state_actor = 'config' THEN EXCLUDED.state ELSE cur.state END,
                         state_reason = CASE WHEN cur.state_actor = 'config' THEN NULL ELSE cur.state_reason END,
                         updated_at = now()

@@ -21,7 +21,7 @@ import TollgateStoreMemory
     @Test func theStepsRunInTheDocumentedOrder() async throws {
         let steps = Self.pipeline(await PipelineFixture(), recorded: RecordedUsage()).steps
         #expect(steps.map { "\(type(of: $0))" } == [
-            "AuthenticateStep", "ResolveCallerStep", "CheckAccessStep", "AdmitStep", "ChooseBackendStep", "ForwardStep", "MeterStep", "SettleStep",
+            "AuthenticateStep", "ResolveCallerStep", "CheckAccessStep", "ModelAccessStep", "AdmitStep", "ChooseBackendStep", "ForwardStep", "MeterStep", "SettleStep",
         ])
     }
 

@@ -51,6 +51,31 @@ enum CatalogSnapshotRepositoryContract {
         #expect(snapshot.loadedAt.timeIntervalSinceNow > -60)
     }
 
+    /// `allowed_models` of products and subscriptions, written, read back, changed and cleared (nil, not an empty list).
+    static func servesAllowedModels(_ fixture: some CatalogFixture) async throws {
+        var restricted = document
+        restricted.products[0].allowedModels = ["gpt-4o*", "mock-model"]
+        restricted.subscriptions[0].allowedModels = ["*-mini"]
+        try await fixture.apply(restricted)
+        var snapshot = try await fixture.repository.snapshot(logger: Logger(label: "contract"))
+        #expect(snapshot.products["standard"]?.allowedModels == ["gpt-4o*", "mock-model"])
+        #expect(snapshot.subscriptions["sub-a"]?.allowedModels == ["*-mini"])
+        #expect(snapshot.subscriptions["sub-b"]?.allowedModels == nil)
+        let a = try #require(snapshot.subscriptions["sub-a"])
+        #expect(snapshot.modelAccess(of: a) == ModelAccess(product: ["gpt-4o*", "mock-model"], subscription: ["*-mini"]))
+
+        restricted.products[0].allowedModels = ["gpt-4o"]
+        restricted.subscriptions[0].allowedModels = nil
+        try await fixture.apply(restricted)
+        snapshot = try await fixture.repository.snapshot(logger: Logger(label: "contract"))
+        #expect(snapshot.products["standard"]?.allowedModels == ["gpt-4o"])
+        #expect(snapshot.subscriptions["sub-a"]?.allowedModels == nil)
+        #expect(CatalogPlan.changes(from: snapshot, to: restricted).isEmpty)
+        var narrowed = restricted
+        narrowed.subscriptions[0].allowedModels = ["gpt-4o"]
+        #expect(CatalogPlan.changes(from: snapshot, to: narrowed) == ["~ subscription sub-a"])
+    }
+
     static func servesLiveKeysByTheirHashOnly(_ fixture: some CatalogFixture) async throws {
         try await fixture.apply(document)
         let kept = try await fixture.createKey(for: "sub-a")
@@ -75,6 +100,7 @@ enum CatalogSnapshotRepositoryContract {
 
     @Test func servesWhatWasApplied() async throws { try await CatalogSnapshotRepositoryContract.servesWhatWasApplied(Fixture()) }
     @Test func servesLiveKeysByTheirHashOnly() async throws { try await CatalogSnapshotRepositoryContract.servesLiveKeysByTheirHashOnly(Fixture()) }
+    @Test func servesAllowedModels() async throws { try await CatalogSnapshotRepositoryContract.servesAllowedModels(Fixture()) }
 }
 
 @Suite(.freshDatabasePerTest) struct PostgresCatalogSnapshotRepositoryContractTests {
@@ -98,4 +124,5 @@ enum CatalogSnapshotRepositoryContract {
     @Test func servesLiveKeysByTheirHashOnly() async throws {
         try await Self.withFixture { try await CatalogSnapshotRepositoryContract.servesLiveKeysByTheirHashOnly($0) }
     }
+    @Test func servesAllowedModels() async throws { try await Self.withFixture { try await CatalogSnapshotRepositoryContract.servesAllowedModels($0) } }
 }
