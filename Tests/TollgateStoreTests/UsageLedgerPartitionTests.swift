@@ -21,6 +21,14 @@ import TollgateTestSupport
             usage: TokenUsage(promptTokens: prompt, completionTokens: 1), usageSource: .reported)
     }
 
+    /// The same event (same request id) at another time.
+    static func moved(_ event: UsageEvent, to instant: Date) -> UsageEvent {
+        var moved = event
+        moved.startedAt = instant
+        moved.endedAt = instant
+        return moved
+    }
+
     static func count(_ client: PostgresClient, _ sql: String) async throws -> Int {
         try await client.query(PostgresQuery(unsafeSQL: sql), logger: logger).collect().first?.decode(Int.self) ?? -1
     }
@@ -49,12 +57,8 @@ import TollgateTestSupport
             #expect(try await store.insert(copyText: [spool], logger: Self.logger) == 2)
             #expect(try await store.insert(copyText: [spool], logger: Self.logger) == 0)
             // The same request ids with their times swapped: each would go to the other month's partition.
-            var movedNovember = november
-            movedNovember.startedAt = Self.december
-            movedNovember.endedAt = Self.december
-            var movedDecember = december
-            movedDecember.startedAt = Self.lastInstantOfNovember
-            movedDecember.endedAt = Self.lastInstantOfNovember
+            let movedNovember = Self.moved(november, to: Self.december)
+            let movedDecember = Self.moved(december, to: Self.lastInstantOfNovember)
             let rewritten = ByteBuffer(string: UsageStore.copyLine(for: movedNovember) + UsageStore.copyLine(for: movedDecember))
             #expect(try await store.insert(copyText: [rewritten], logger: Self.logger) == 0)
             // A replay mixed with one new event (the general path): only the new one lands.
@@ -137,12 +141,8 @@ import TollgateTestSupport
             #expect(try await Self.claims(client, [november, december]) == 0)
 
             // Rewritten into the other month: no longer self-located, checked against every partition, so still once.
-            var movedNovember = november
-            movedNovember.startedAt = Self.december
-            movedNovember.endedAt = Self.december
-            var movedDecember = december
-            movedDecember.startedAt = Self.lastInstantOfNovember
-            movedDecember.endedAt = Self.lastInstantOfNovember
+            let movedNovember = Self.moved(november, to: Self.december)
+            let movedDecember = Self.moved(december, to: Self.lastInstantOfNovember)
             let rewritten = ByteBuffer(string: UsageStore.copyLine(for: movedNovember) + UsageStore.copyLine(for: movedDecember))
             #expect(HourlyRollup(lines: [rewritten])?.selfLocated == false)
             #expect(try await store.insert(copyText: [rewritten], logger: Self.logger) == 0)
@@ -165,9 +165,7 @@ import TollgateTestSupport
             let store = UsageStore(client: client)
             // Minted in December, first stored with a November time: not self-located, so its id is claimed.
             let selfLocated = Self.gatewayEvent(at: Self.december, subscription: "claimed")
-            var elsewhere = selfLocated
-            elsewhere.startedAt = Self.lastInstantOfNovember
-            elsewhere.endedAt = Self.lastInstantOfNovember
+            let elsewhere = Self.moved(selfLocated, to: Self.lastInstantOfNovember)
             #expect(try await store.insert([elsewhere], logger: Self.logger) == 1)
             #expect(try await Self.claims(client, [elsewhere]) == 1)
             // The self-located row of the same id goes to December's partition by the fast path, where no row of the id is:
