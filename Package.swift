@@ -76,7 +76,7 @@ let package = Package(
         .target(
             name: "TollgateGateway",
             dependencies: [
-                "TollgateCore", "TollgateStore",
+                "TollgateCore", "TollgateStore", "TollgateTokenizer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

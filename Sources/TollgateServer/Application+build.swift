@@ -67,6 +67,7 @@ private func assemble(
 ) async throws -> (application: some ApplicationProtocol, runtime: TollgateRuntime) {
     let location = resolution.location
     logger.info("Starting Tollgate", metadata: configuration.logMetadata.merging(["config.database": "\(location)"]) { $1 })
+    TokenizerWarmUp.start()
     let limiter = TokenLimiter()
     let initialCatalog = try await PostgresDatabase.withDatabase(location, logger: logger) { database in
         try await database.migrator().migrate()

@@ -37,7 +37,11 @@ public enum ChatTokenCounter {
         guard let object = try? JSONSerialization.jsonObject(with: body) as? [String: Any] else { throw BodyError.notJSONObject }
         guard let messages = object["messages"] as? [Any] else { throw BodyError.noMessages }
         let model = model ?? (object["model"] as? String) ?? ""
-        let tokenizer = try Tokenizer.forModel(model)
+        return promptTokens(object: object, messages: messages, tokenizer: try Tokenizer.forModel(model), model: model)
+    }
+
+    /// The prompt tokens of a parsed chat request whose `messages` are `messages`.
+    static func promptTokens(object: [String: Any], messages: [Any], tokenizer: Tokenizer, model: String) -> Int {
         var total = replyPriming
         for case let message as [String: Any] in messages {
             total += messageTokens(message, tokenizer: tokenizer, model: model)

@@ -19,7 +19,8 @@ struct TokensCommand: ParsableCommand {
               echo -n "tiktoken is great!" | tollgate tokens encode --model gpt-4
               # the ids as a JSON array, for scripts:
               tollgate tokens encode --model gpt-4o --json < prompt.txt
-              # a chat completions body: the prompt tokens the API bills (its "model" picks the encoding):
+              # a request body (chat, completions, embeddings, responses): the prompt tokens the API bills
+              # (its "model" picks the encoding):
               tollgate tokens count < request.json
               # the same file counted as plain text:
               tollgate tokens count --text --model gpt-4o < request.json
@@ -27,7 +28,7 @@ struct TokensCommand: ParsableCommand {
         subcommands: [Count.self, Encode.self])
 
     struct Selection: ParsableArguments {
-        @Option(help: "The model whose encoding applies (default: a chat body's \"model\", else o200k_base).") var model: String?
+        @Option(help: "The model whose encoding applies (default: a request body's \"model\", else o200k_base).") var model: String?
         @Option(help: ArgumentHelp("Use this encoding whatever the model: o200k_base or cl100k_base.", valueName: "name"))
         var encoding: String?
 
@@ -45,24 +46,27 @@ struct TokensCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print the number of tokens of stdin.",
             discussion: """
-                Plain text prints its token count. A chat completions request body (a JSON object with "messages") prints the \
-                prompt tokens OpenAI counts for it: 3 per message plus its fields, 1 per name, 3 for the reply, the tools' \
-                definitions, image parts by 512-px tiles (85 for detail "low"). --text counts a body as plain text.
+                Plain text prints its token count. A request body prints the prompt tokens the gateway estimates for it, \
+                the way OpenAI counts them: a chat completions body (a JSON object with "messages") 3 per message plus \
+                its fields, 1 per name, 3 for the reply, the tools' definitions, image parts by 512-px tiles (85 for \
+                detail "low"); a completions or embeddings body ("prompt", "input") the tokens of its text, or the \
+                number of ids it sends; a Responses API body ("input" items, "instructions") like chat messages. \
+                --text counts a body as plain text.
                 """)
         @OptionGroup var selection: Selection
-        @Flag(help: "Count stdin as plain text even when it is a chat completions body.") var text = false
+        @Flag(help: "Count stdin as plain text even when it is a request body.") var text = false
 
         func run() throws {
             let input = FileHandle.standardInput.readDataToEndOfFile()
-            if !text && ChatTokenCounter.isChatBody(input) {
+            if !text && PromptTokenCounter.isRequestBody(input) {
                 let model = selection.encoding == nil ? selection.model : representativeModel(selection.encoding)
-                print(try ChatTokenCounter.promptTokens(body: input, model: model))
+                print(try PromptTokenCounter.promptTokens(body: input, model: model) ?? 0)
             } else {
                 print(try selection.tokenizer().count(String(decoding: input, as: UTF8.self)))
             }
         }
 
-        /// A model name that selects the encoding --encoding names, for the chat counter (which takes a model).
+        /// A model name that selects the encoding --encoding names, for the body counter (which takes a model).
         private func representativeModel(_ encoding: String?) -> String? {
             encoding == TokenEncoding.cl100kBase.rawValue ? "gpt-4" : "gpt-4o"
         }

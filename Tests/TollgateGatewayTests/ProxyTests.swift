@@ -140,7 +140,8 @@ private let chatBody = #"{"model":"gpt-4o-mini","messages":[{"role":"user","cont
         try await upstream.run { port in
             let keys = try await GatewayHarness.prepare(GatewayHarness.document(upstreamPort: port))
             let configuration = try await GatewayHarness.configuration()
-            // "Say hello there!" is 16 characters: a 4-token prompt estimate.
+            // Counted with o200k_base (the default for a model it does not know): reply priming 3, the message 3,
+            // "user" 1, "Say hello there!" 4 — 11 prompt tokens; the stream's "Hello from the fake" is 4 tokens.
             let plain = #"{"model":"no-usage","messages":[{"role":"user","content":"Say hello there!"}]}"#
             let streamed = #"{"model":"no-usage","stream":true,"messages":[{"role":"user","content":"Say hello there!"}]}"#
             try await GatewayHarness.withLiveGateway(configuration: configuration) { client, runtime in
@@ -150,8 +151,8 @@ private let chatBody = #"{"model":"gpt-4o-mini","messages":[{"role":"user","cont
             }
             let rows = try await GatewayHarness.usageRows()
             #expect(rows.map(\.usageSource) == ["estimated", "estimated"])
-            #expect(rows.map(\.promptTokens) == [4, 4])
-            #expect(rows.map(\.completionTokens) == [0, 4])  // the streamed one: four content chunks
+            #expect(rows.map(\.promptTokens) == [11, 11])
+            #expect(rows.map(\.completionTokens) == [0, 4])  // the streamed one: the text that passed
         }
     }
 
@@ -168,7 +169,7 @@ private let chatBody = #"{"model":"gpt-4o-mini","messages":[{"role":"user","cont
             }
             let row = try #require(try await GatewayHarness.usageRows().first)
             #expect(row.usageSource == "estimated")
-            #expect(row.promptTokens == 4 && row.completionTokens == 2)
+            #expect(row.promptTokens == 11 && row.completionTokens == 2)  // "Hello from" passed: 2 tokens
         }
     }
 
@@ -203,8 +204,8 @@ private let chatBody = #"{"model":"gpt-4o-mini","messages":[{"role":"user","cont
             }
             let row = try #require(try await GatewayHarness.usageRows().first)
             #expect(row.usageSource == "estimated")
-            #expect(row.promptTokens == 4)
-            #expect((1...3).contains(row.completionTokens))  // cut off before the fourth piece
+            #expect(row.promptTokens == 11)
+            #expect((1...3).contains(row.completionTokens))  // cut off before the fourth piece (one token each)
         }
     }
 

@@ -41,4 +41,13 @@ struct TokensCommandTests {
         #expect(try Self.run(["tokens", "count", "--text"], stdin: body) == (0, "33\n"))
         #expect(try Self.run(["tokens", "count", "--encoding", "p50k_base"], stdin: body).status != 0)
     }
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: binary.path), "the tollgate executable is built"))
+    func countOtherRequestBodies() throws {
+        // tiktoken cl100k_base: "Say hello there!" 4, "Reply briefly." 3; ids count one each.
+        #expect(try Self.run(["tokens", "count"], stdin: #"{"model":"gpt-3.5-turbo-instruct","prompt":"Say hello there!"}"#) == (0, "4\n"))
+        #expect(try Self.run(["tokens", "count"], stdin: #"{"model":"text-embedding-3-small","input":[[1,2,3],[4]]}"#) == (0, "4\n"))
+        let responses = #"{"model":"gpt-4","input":"Say hello there!","instructions":"Reply briefly."}"#
+        #expect(try Self.run(["tokens", "count"], stdin: responses) == (0, "10\n"))
+    }
 }

@@ -9,7 +9,7 @@ public enum MockOpenAI {
 
     /// Tokens the mock charges: the prompt estimate, and one token per word of the reply.
     public static func usage(for operation: OpenAIOperation, request: [String: Any]) -> TokenUsage {
-        let prompt = UsageExtraction.estimatedPromptTokens(request: request)
+        let prompt = UsageExtraction.characterEstimate(request: request)
         switch operation {
         case .embeddings: return TokenUsage(promptTokens: prompt, completionTokens: 0)
         default: return TokenUsage(promptTokens: prompt, completionTokens: replyWords.count)

@@ -1,5 +1,6 @@
 import Foundation
 import TollgateCore
+import TollgateTokenizer
 
 /// The OpenAI operations the gateway meters. The raw value is what usage rows call the route.
 public enum OpenAIOperation: String, Sendable, CaseIterable {
@@ -39,15 +40,22 @@ enum UsageExtraction {
             cachedPromptTokens: promptDetails?.int("cached_tokens") ?? 0, reasoningTokens: completionDetails?.int("reasoning_tokens") ?? 0)
     }
 
-    /// The estimate for a request body, parsed only now: it is needed only when an upstream reports no usage.
-    static func estimatedPromptTokens(requestBody: [UInt8]) -> Int {
-        let request = (try? JSONSerialization.jsonObject(with: Data(requestBody))) as? [String: Any]
-        return estimatedPromptTokens(request: request ?? [:])
+    /// The prompt tokens of a request body, counted with the model's tokenizer (`PromptTokenCounter`: OpenAI's chat,
+    /// tools and image rules); parsed only now, since it is needed only when an upstream reports no usage. A body
+    /// that is not JSON falls back to `characterEstimate`.
+    static func estimatedPromptTokens(requestBody: [UInt8], model: String) -> Int {
+        if let counted = try? PromptTokenCounter.promptTokens(body: Data(requestBody), model: model) { return counted }
+        return max(1, (requestBody.count + 3) / 4)
     }
 
-    /// A rough prompt size for when the upstream reports nothing: about four characters a token over the text the
-    /// request carries. Rows that use it are marked `estimated`.
-    static func estimatedPromptTokens(request: [String: Any]) -> Int {
+    /// The tokens of streamed text, counted with the model's tokenizer.
+    static func tokens(of text: String, model: String) -> Int? {
+        (try? Tokenizer.forModel(model))?.count(text)
+    }
+
+    /// A rough prompt size, about four characters a token over the text the request carries: what the mock backend
+    /// reports (it needs plausible figures, not exact ones, and no vocabulary).
+    static func characterEstimate(request: [String: Any]) -> Int {
         var characters = 0
         func visit(_ value: Any) {
             switch value {
@@ -75,8 +83,10 @@ struct SSEStreamMeter {
     private(set) var usage: TokenUsage?
     private(set) var model: String?
     private(set) var responseID: String?
-    /// Events that carried generated content: about one token each in OpenAI's streams.
+    /// Events that carried generated content.
     private(set) var contentEvents = 0
+    /// The generated text that passed, still JSON-escaped as the chunks carried it (decoded only if it is counted).
+    private var generatedText: [UInt8] = []
     private(set) var sawDone = false
 
     init(operation: OpenAIOperation, hideInjectedUsage: Bool) {
@@ -129,7 +139,7 @@ struct SSEStreamMeter {
                 }
             }
         }
-        if Self.carriesContent(text) { contentEvents += 1 }
+        if Self.appendGeneratedText(of: text, operation: operation, to: &generatedText) { contentEvents += 1 }
         if hideInjectedUsage && text.contains("\"usage\":null") {
             // With include_usage set, every chunk carries `"usage":null`; without it the client would see no such field.
             let stripped = text.replacingOccurrences(of: ",\"usage\":null", with: "").replacingOccurrences(of: "\"usage\":null,", with: "")
@@ -154,16 +164,48 @@ struct SSEStreamMeter {
         }
     }
 
-    /// Whether a chunk carries generated text: a non-empty `content` (chat), `text` (completions) or `delta` (responses).
-    static func carriesContent(_ text: String) -> Bool {
-        for field in ["\"content\":\"", "\"text\":\"", "\"delta\":\""] {
+    /// The text generated so far (the streamed deltas, in order), decoded from the chunks' JSON strings.
+    var generated: String {
+        let quoted = [UInt8(ascii: "\"")] + generatedText + [UInt8(ascii: "\"")]
+        return ((try? JSONSerialization.jsonObject(with: Data(quoted), options: .fragmentsAllowed)) as? String) ?? ""
+    }
+
+    /// The fields whose string values are generated text in a chunk of each operation's stream: chat deltas' content,
+    /// refusal and tool-call arguments; completions' text; the Responses API's `response.*.delta` events. (Responses'
+    /// `*.done` and `response.completed` events repeat the whole text under other names, so they are not read.)
+    private static func generatedFields(_ operation: OpenAIOperation) -> [String] {
+        switch operation {
+        case .chatCompletions: ["\"content\":\"", "\"refusal\":\"", "\"arguments\":\""]
+        case .completions: ["\"text\":\""]
+        case .responses: ["\"delta\":\""]
+        case .embeddings: []
+        }
+    }
+
+    /// Appends the raw (still escaped) string values of a chunk's generated-text fields to `buffer`; true when the
+    /// chunk carried any non-empty one.
+    static func appendGeneratedText(of text: String, operation: OpenAIOperation, to buffer: inout [UInt8]) -> Bool {
+        var found = false
+        let utf8 = text.utf8
+        for field in generatedFields(operation) {
             var searchRange = text.startIndex..<text.endIndex
-            while let found = text.range(of: field, range: searchRange) {
-                if found.upperBound < text.endIndex && text[found.upperBound] != "\"" { return true }
-                searchRange = found.upperBound..<text.endIndex
+            while let match = text.range(of: field, range: searchRange) {
+                // The value runs to the first quote not escaped by a backslash.
+                var index = match.upperBound
+                var escaped = false
+                while index < utf8.endIndex {
+                    let byte = utf8[index]
+                    if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { break }
+                    index = utf8.index(after: index)
+                }
+                if index > match.upperBound {
+                    found = true
+                    buffer.append(contentsOf: utf8[match.upperBound..<index])
+                }
+                searchRange = index..<text.endIndex
             }
         }
-        return false
+        return found
     }
 
     /// The concatenated `data:` lines of one event, or nil if it has none (comments, `event:`-only, keep-alives).
@@ -197,5 +239,16 @@ struct SSEStreamMeter {
         }
         out.append(0x0A)
         return out
+    }
+}
+
+/// Loads the tokenizers' vocabularies off the request path, so that the first estimate does not pay for it.
+public enum TokenizerWarmUp {
+    /// Starts loading every shipped encoding in the background and returns at once. A vocabulary that cannot load
+    /// is reported by the first estimate that needs it (which then falls back to a size-based figure).
+    public static func start() {
+        Task.detached(priority: .utility) {
+            for encoding in TokenEncoding.allCases { _ = try? Tokenizer.forEncoding(encoding) }
+        }
     }
 }

@@ -8,8 +8,8 @@ import TollgateStore
 /// dialect), makes the usage row, spools it, and counts the request in the metrics.
 ///
 /// Reads `request.choice` and `request.subscription`; adds itself to `request.afterReply`; never refuses. After the
-/// reply it sets `reply.event`. Usage is `reported` when the reply carries it, `estimated` (prompt size, one token a
-/// content chunk) for a success without it, `missing` for an error that generated nothing.
+/// reply it sets `reply.event`. Usage is `reported` when the reply carries it, `estimated` (the request's prompt and the
+/// streamed text, counted by the model's tokenizer) for a success without it, `missing` for an error that generated nothing.
 final class MeterStep: GatewayStep, ReplyObserver {  // a class: registering it per request is a retain, not a boxed copy
     let writer: any UsageRecorder
     let metrics: GatewayMetrics
@@ -48,8 +48,8 @@ final class MeterStep: GatewayStep, ReplyObserver {  // a class: registering it 
                 // An error reply that generated nothing: nothing to count.
                 event = metering.event(status: reply.status, responseID: meter.responseID, model: meter.model, usage: .zero, source: .missing)
             } else {
-                // No usage came: the prompt estimate and one token per content chunk that passed.
-                let usage = TokenUsage(promptTokens: metering.estimatedPromptTokens, completionTokens: meter.contentEvents)
+                // No usage came: the prompt counted from the request, the completion from the text that passed.
+                let usage = TokenUsage(promptTokens: metering.estimatedPromptTokens, completionTokens: metering.estimatedCompletionTokens(meter))
                 event = metering.event(status: reply.status, responseID: meter.responseID, model: meter.model, usage: usage, source: .estimated)
             }
         case .failed:

@@ -27,8 +27,15 @@ struct Metering {
         requestBody = choice.forwardedBytes
     }
 
-    /// About four characters a token of the request's text; used only when the upstream reports no usage.
-    var estimatedPromptTokens: Int { UsageExtraction.estimatedPromptTokens(requestBody: requestBody) }
+    /// The request's prompt tokens by the tokenizer of the route's model; used only when the upstream reports no usage.
+    var estimatedPromptTokens: Int { UsageExtraction.estimatedPromptTokens(requestBody: requestBody, model: requestedModel) }
+
+    /// The tokens of the text a stream delivered before it ended without usage, by the tokenizer of the model the
+    /// stream named (else the route's); one a content chunk if the text cannot be counted.
+    func estimatedCompletionTokens(_ meter: SSEStreamMeter) -> Int {
+        guard meter.contentEvents > 0 else { return 0 }
+        return UsageExtraction.tokens(of: meter.generated, model: meter.model ?? requestedModel) ?? meter.contentEvents
+    }
 
     func event(status: Int, responseID: String?, model: String?, usage: TokenUsage, source: UsageSource) -> UsageEvent {
         UsageEvent(

@@ -44,8 +44,9 @@ import TollgateStoreMemory
         request.replied(&failed)
         let events = recorded.events
         try #require(events.count == 3)
-        // "12345678": 8 characters, about 2 tokens.
-        #expect(events[0].usage == TokenUsage(promptTokens: 2, completionTokens: 0) && events[0].usageSource == .estimated)
+        // Counted with the route's model's tokenizer (o200k_base): reply priming 3, the message 3, "user" 1,
+        // "12345678" 3 (digits go in threes).
+        #expect(events[0].usage == TokenUsage(promptTokens: 10, completionTokens: 0) && events[0].usageSource == .estimated)
         #expect(events[0].model == "gpt-4o-mini-2024-07-18")  // the route's model when the reply names none
         #expect(events[1].usage == .zero && events[1].usageSource == .missing && events[1].httpStatus == 500)
         #expect(events[2].usage == .zero && events[2].usageSource == .missing && events[2].httpStatus == 504)
@@ -67,6 +68,7 @@ import TollgateStoreMemory
         let events = recorded.events
         try #require(events.count == 2)
         #expect(events[0].usage == TokenUsage(promptTokens: 3, completionTokens: 1) && events[0].usageSource == .reported && events[0].streamed)
-        #expect(events[1].usage == TokenUsage(promptTokens: 2, completionTokens: 2) && events[1].usageSource == .estimated)
+        // The prompt as above; the completion is the text that passed, "ab": one token.
+        #expect(events[1].usage == TokenUsage(promptTokens: 10, completionTokens: 1) && events[1].usageSource == .estimated)
     }
 }
