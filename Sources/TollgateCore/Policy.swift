@@ -143,31 +143,63 @@ public struct BackendSpec: Hashable, Sendable, Codable {
 }
 
 /// Token limits a product puts on each of its subscriptions, like APIM's `llm-token-limit`.
+///
+/// Admission reserves each request's estimated prompt tokens plus its completion cap (`max_tokens`,
+/// `max_completion_tokens` or `max_output_tokens`, else `defaultMaxTokens`) against every limit, and settles to the
+/// real usage once the reply is metered: a request whose reservation does not fit is refused before it is forwarded.
 public struct ProductLimits: Hashable, Sendable, Codable {
     /// Rolling one-minute token allowance; over it the gateway answers 429 with `Retry-After`.
     public var tokensPerMinute: Int?
+    /// Rolling one-minute request allowance; over it the gateway answers 429 with `Retry-After`.
+    public var requestsPerMinute: Int?
     /// Tokens allowed per `quotaPeriod`; over it the gateway answers 403 until the period rolls over.
     public var tokenQuota: Int?
     public var quotaPeriod: PeriodKind
+    /// The completion tokens reserved for a request that sets no cap of its own; nil reserves its prompt only.
+    public var defaultMaxTokens: Int?
+    /// Also send the remaining tokens (of the tokens-per-minute limit, else the quota) in a header of this name, as
+    /// APIM's `remaining-tokens-header-name` does.
+    public var remainingTokensHeaderName: String?
+    /// Also send the prompt tokens the gateway counted for the request in a header of this name, as APIM's
+    /// `tokens-consumed-header-name` does.
+    public var tokensConsumedHeaderName: String?
 
-    public init(tokensPerMinute: Int? = nil, tokenQuota: Int? = nil, quotaPeriod: PeriodKind = .monthly) {
+    public init(
+        tokensPerMinute: Int? = nil, requestsPerMinute: Int? = nil, tokenQuota: Int? = nil, quotaPeriod: PeriodKind = .monthly,
+        defaultMaxTokens: Int? = nil, remainingTokensHeaderName: String? = nil, tokensConsumedHeaderName: String? = nil
+    ) {
         self.tokensPerMinute = tokensPerMinute
+        self.requestsPerMinute = requestsPerMinute
         self.tokenQuota = tokenQuota
         self.quotaPeriod = quotaPeriod
+        self.defaultMaxTokens = defaultMaxTokens
+        self.remainingTokensHeaderName = remainingTokensHeaderName
+        self.tokensConsumedHeaderName = tokensConsumedHeaderName
     }
+
+    /// Whether any limit applies (the headers alone do not make a product limited).
+    public var limitsAnything: Bool { tokensPerMinute != nil || requestsPerMinute != nil || tokenQuota != nil }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case tokensPerMinute = "tokens_per_minute"
+        case requestsPerMinute = "requests_per_minute"
         case tokenQuota = "token_quota"
         case quotaPeriod = "quota_period"
+        case defaultMaxTokens = "default_max_tokens"
+        case remainingTokensHeaderName = "remaining_tokens_header_name"
+        case tokensConsumedHeaderName = "tokens_consumed_header_name"
     }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         tokensPerMinute = try c.decodeIfPresent(Int.self, forKey: .tokensPerMinute)
+        requestsPerMinute = try c.decodeIfPresent(Int.self, forKey: .requestsPerMinute)
         tokenQuota = try c.decodeIfPresent(Int.self, forKey: .tokenQuota)
         quotaPeriod = try c.decodeIfPresent(PeriodKind.self, forKey: .quotaPeriod) ?? .monthly
+        defaultMaxTokens = try c.decodeIfPresent(Int.self, forKey: .defaultMaxTokens)
+        remainingTokensHeaderName = try c.decodeIfPresent(String.self, forKey: .remainingTokensHeaderName)
+        tokensConsumedHeaderName = try c.decodeIfPresent(String.self, forKey: .tokensConsumedHeaderName)
     }
 }
 
@@ -328,6 +360,13 @@ extension PolicyDocument {
             if !productNames.insert(product.name).inserted { add(at + [.key("name")], "duplicate product name '\(product.name)'") }
             if let tpm = product.limits.tokensPerMinute, tpm <= 0 { add(at + [.key("limits"), .key("tokens_per_minute")], "must be positive") }
             if let quota = product.limits.tokenQuota, quota <= 0 { add(at + [.key("limits"), .key("token_quota")], "must be positive") }
+            if let rpm = product.limits.requestsPerMinute, rpm <= 0 { add(at + [.key("limits"), .key("requests_per_minute")], "must be positive") }
+            if let cap = product.limits.defaultMaxTokens, cap <= 0 { add(at + [.key("limits"), .key("default_max_tokens")], "must be positive") }
+            for (key, name) in [("remaining_tokens_header_name", product.limits.remainingTokensHeaderName), ("tokens_consumed_header_name", product.limits.tokensConsumedHeaderName)] {
+                if let name, name.range(of: "^[A-Za-z0-9-]{1,64}$", options: .regularExpression) == nil {
+                    add(at + [.key("limits"), .key(key)], "must be an HTTP header name: letters, digits and '-', at most 64 characters")
+                }
+            }
             problems += allowedModelsProblems(product.allowedModels, at: at, deployments: deploymentNames.keys)
         }
         var subscriptionIDs: Set<SubscriptionID> = []

@@ -98,12 +98,16 @@ struct PolicyProblemsTests {
         document.backends[0].readTimeoutSeconds = 3601
         document.backends[1].mockLatencyMilliseconds = -1
         document.backends[1].deployments = []
-        document.products[0].limits = ProductLimits(tokensPerMinute: 0, tokenQuota: -5)
+        document.products[0].limits = ProductLimits(
+            tokensPerMinute: 0, requestsPerMinute: 0, tokenQuota: -5, defaultMaxTokens: 0, remainingTokensHeaderName: "remaining tokens",
+            tokensConsumedHeaderName: "")
         #expect(
             paths(document) == [
                 "backends[0].connect_timeout_seconds", "backends[0].read_timeout_seconds",
                 "backends[1].deployments", "backends[1].mock_latency_ms",
-                "products[0].limits.tokens_per_minute", "products[0].limits.token_quota",
+                "products[0].limits.tokens_per_minute", "products[0].limits.token_quota", "products[0].limits.requests_per_minute",
+                "products[0].limits.default_max_tokens", "products[0].limits.remaining_tokens_header_name",
+                "products[0].limits.tokens_consumed_header_name",
             ])
     }
 }
@@ -111,6 +115,17 @@ struct PolicyProblemsTests {
 struct PolicyDecodingTests {
     private func decode(_ json: String) throws -> PolicyDocument {
         try JSONDecoder().decode(PolicyDocument.self, from: Data(json.utf8))
+    }
+
+    @Test func decodesTheAdmissionSettings() throws {
+        let document = try decode(
+            """
+            {"products": [{"name": "p", "limits": {"requests_per_minute": 60, "default_max_tokens": 256,
+              "remaining_tokens_header_name": "remaining-tokens", "tokens_consumed_header_name": "tokens-consumed"}}]}
+            """)
+        #expect(document.products[0].limits == ProductLimits(
+            requestsPerMinute: 60, defaultMaxTokens: 256, remainingTokensHeaderName: "remaining-tokens", tokensConsumedHeaderName: "tokens-consumed"))
+        #expect(throws: (any Error).self) { try decode(#"{"products": [{"name": "p", "limits": {"max_tokens_default": 1}}]}"#) }
     }
 
     @Test func decodesSnakeCaseWithDefaults() throws {

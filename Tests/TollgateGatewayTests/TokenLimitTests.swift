@@ -25,16 +25,20 @@ import TollgateTestSupport
     @Test func tokensPerMinuteOverTheLimitGet429WithRetryAfter() async throws {
         let keys = try await GatewayHarness.prepare(Self.document(limits: ProductLimits(tokensPerMinute: 40)))
         try await GatewayHarness.withLiveGateway(configuration: try await GatewayHarness.configuration()) { client, _ in
-            // 18 + 18 = 36 < 40: both admitted; the third sees 54 ≥ 40.
-            for _ in 0..<3 {
+            // Each request reserves its prompt, 11 tokens by the tokenizer (no max_tokens, no product default), and
+            // uses 18. The first is admitted on 0 + 11, the second on 18 + 11 = 29; the third would make 36 + 11 = 47 > 40.
+            for remaining in ["29", "11"] {
                 try await client.execute(uri: "/v1/chat/completions", method: .post, headers: .bearer(keys["sub-a"]!), body: Self.body) {
                     #expect($0.status == .ok)
+                    #expect($0.headers[HTTPField.Name("x-ratelimit-limit-tokens")!] == "40")
+                    #expect($0.headers[HTTPField.Name("x-ratelimit-remaining-tokens")!] == remaining)
                 }
             }
             try await client.execute(uri: "/v1/chat/completions", method: .post, headers: .bearer(keys["sub-a"]!), body: Self.body) { response in
                 #expect(response.status == .tooManyRequests)
                 let retryAfter = Int(response.headers[HTTPField.Name("Retry-After")!] ?? "") ?? 0
                 #expect((1...60).contains(retryAfter))
+                #expect(response.headers[HTTPField.Name("retry-after-ms")!] == "\(retryAfter * 1000)")
                 let error = try JSONDecoder().decode(OpenAIErrorEnvelope.self, from: Data(response.body.readableBytesView)).error
                 #expect(error.code == "tokens_per_minute_exceeded" && error.type == "rate_limit_error")
             }
@@ -72,6 +76,37 @@ import TollgateTestSupport
             // No wait: the server loads period usage before it answers its first request.
             try await client.execute(uri: "/v1/chat/completions", method: .post, headers: .bearer(keys["sub-a"]!), body: Self.body) {
                 #expect($0.status == .forbidden)
+            }
+        }
+    }
+
+    @Test func aReservationThatCannotFitIsRefusedBeforeAnythingIsForwarded() async throws {
+        let upstream = FakeOpenAIUpstream()
+        try await upstream.run { port in
+            var document = GatewayHarness.document(upstreamPort: port)
+            document.products[0].limits = ProductLimits(
+                tokensPerMinute: 1_000, tokenQuota: 100_000, defaultMaxTokens: 500, remainingTokensHeaderName: "remaining-tokens",
+                tokensConsumedHeaderName: "tokens-consumed")
+            let keys = try await GatewayHarness.prepare(document)
+            try await GatewayHarness.withLiveGateway(configuration: try await GatewayHarness.configuration()) { client, runtime in
+                // 11 prompt tokens + max_tokens 2000: larger than the whole minute's 1000, so never forwarded.
+                let tooLarge = #"{"model":"gpt-4o-mini","max_tokens":2000,"messages":[{"role":"user","content":"Say hello there!"}]}"#
+                try await client.execute(uri: "/v1/chat/completions", method: .post, headers: .bearer(keys["sub-a"]!), body: .json(tooLarge)) { response in
+                    #expect(response.status == .tooManyRequests)
+                    let error = try JSONDecoder().decode(OpenAIErrorEnvelope.self, from: Data(response.body.readableBytesView)).error
+                    #expect(error.code == "tokens_per_minute_exceeded" && error.message.contains("Request too large"))
+                }
+                #expect(upstream.requests.count == 0)
+                // Without a cap of its own it reserves the product's 500: 11 + 500 fits, and the headers say so.
+                let plain = #"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello there!"}]}"#
+                try await client.execute(uri: "/v1/chat/completions", method: .post, headers: .bearer(keys["sub-a"]!), body: .json(plain)) { response in
+                    #expect(response.status == .ok)
+                    #expect(response.headers[HTTPField.Name("x-ratelimit-remaining-tokens")!] == "489")
+                    #expect(response.headers[HTTPField.Name("remaining-tokens")!] == "489")
+                    #expect(response.headers[HTTPField.Name("tokens-consumed")!] == "11")
+                }
+                #expect(upstream.requests.count == 1)
+                await runtime.writer.flush()
             }
         }
     }

@@ -95,7 +95,8 @@ final class ProxyExchange: UpstreamBodyConsumer, @unchecked Sendable {
     // MARK: - Reply
 
     private func upstreamReplied(_ response: UpstreamResponse, choice: BackendChoice) {
-        let head = GatewayRoutes.clientHead(for: response, requestID: request.requestID)
+        var head = GatewayRoutes.clientHead(for: response, requestID: request.requestID)
+        addReplyHeaders(to: &head)
         let status = Int(response.status.code)
         if let body = response.body {
             replied(status: status, .whole(body))
@@ -126,12 +127,20 @@ final class ProxyExchange: UpstreamBodyConsumer, @unchecked Sendable {
         answer(gatewayError.reply)
     }
 
+    /// The caller's own standing against its limits replaces whatever the upstream said under the same names (an
+    /// upstream's `x-ratelimit-*` are its limits on the backend's key, not the caller's).
+    private func addReplyHeaders(to head: inout HTTPResponse) {
+        for field in request.replyHeaders { head.headerFields[field.name] = field.value }
+    }
+
     private func answerLocally(_ reply: LocalReply, choice: BackendChoice) {
         switch reply {
-        case .whole(let head, let body):
+        case .whole(var head, let body):
+            addReplyHeaders(to: &head)
             replied(status: Int(head.status.code), .whole(body))
             answer((head, body))
-        case .stream(let head, let events):
+        case .stream(var head, let events):
+            addReplyHeaders(to: &head)
             // Metered whole even if the client has gone: the events are all here.
             if machine.streamStarted(status: Int(head.status.code), meter: makeMeter(choice), pausable: false) == .writeHead {
                 connection.write(.head(head), flush: false)

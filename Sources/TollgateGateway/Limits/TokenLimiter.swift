@@ -4,14 +4,15 @@ import ServiceLifecycle
 import TollgateCore
 import TollgateStore
 
-/// Every token limit the gateway enforces, like APIM's `llm-token-limit`, in the order they are asked. The admit step
-/// asks them all before a request is forwarded; the settle step counts a completed request's tokens against them all.
+/// Every limit the gateway enforces, like APIM's `llm-token-limit`, in the order they are asked: reserve, then
+/// settle. The admit step reserves a request's estimated tokens against them all before it is forwarded; the settle
+/// step replaces the reservation by the metered usage.
 ///
 /// A new kind of limit is a `Limit` in its own file in this folder, one entry in `standardLimits`, and its setting in
 /// `ProductLimits` (with its `products` column and its read in `CatalogStore`).
 public final class TokenLimiter: Sendable {
-    /// Tokens per minute first: its 429 says when to retry, which a quota's 403 cannot.
-    static func standardLimits() -> [any Limit] { [TokensPerMinuteLimit(), PeriodQuotaLimit()] }
+    /// Rates first: their 429 says when to retry, which a quota's 403 cannot.
+    static func standardLimits() -> [any Limit] { [MinuteWindowLimit(.requests), MinuteWindowLimit(.tokens), PeriodQuotaLimit()] }
 
     let limits: [any Limit]
     let now: @Sendable () -> Date
@@ -25,16 +26,30 @@ public final class TokenLimiter: Sendable {
         self.now = now
     }
 
-    /// Throws the refusal of the first limit the subscription is over.
-    func admit(_ subscription: SubscriptionID, limits product: ProductLimits) throws(GatewayError) {
-        let instant = now()
-        for limit in limits { try limit.admit(subscription, product: product, at: instant) }
+    /// Reserves `promptTokens + completionCap` against every limit and returns the reservation with where the
+    /// subscription stands; throws the refusal of the first limit it does not fit, having released what the limits
+    /// before it took.
+    func reserve(
+        _ subscription: SubscriptionID, limits product: ProductLimits, requestID: UUID = UUID(), promptTokens: Int = 0, completionCap: Int = 0
+    ) throws(GatewayError) -> (reservation: Reservation, standings: [LimitStanding]) {
+        let reservation = Reservation(
+            requestID: requestID, subscription: subscription, limits: product, promptTokens: promptTokens, completionCap: completionCap, at: now())
+        var standings: [LimitStanding] = []
+        for (index, limit) in limits.enumerated() {
+            do {
+                if let standing = try limit.reserve(reservation) { standings.append(standing) }
+            } catch {
+                for taken in limits[..<index] { taken.settle(reservation, used: 0, at: reservation.at) }
+                throw error
+            }
+        }
+        return (reservation, standings)
     }
 
-    /// Counts a completed request's tokens against every limit.
-    func consumed(_ tokens: Int, by subscription: SubscriptionID, limits product: ProductLimits) {
+    /// Replaces a reservation by the tokens its request used, in every limit.
+    func settle(_ reservation: Reservation, used tokens: Int) {
         let instant = now()
-        for limit in limits { limit.consume(tokens, by: subscription, product: product, at: instant) }
+        for limit in limits { limit.settle(reservation, used: tokens, at: instant) }
     }
 
     /// Refreshes every limit from `sources` (other instances' usage), for the subscriptions in `catalog`.

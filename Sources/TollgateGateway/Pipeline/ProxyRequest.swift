@@ -34,6 +34,12 @@ struct ProxyRequest {
     /// The limits of the subscription's product; nil when it has no product.
     var limits: ProductLimits?
 
+    // Admit.
+    /// What the request holds against its product's limits until it settles; nil when nothing limits it.
+    var reservation: Reservation?
+    /// Headers the gateway adds to the reply: where the caller stands against its limits (`x-ratelimit-*`).
+    var replyHeaders = HTTPFields()
+
     // Choose the backend.
     var choice: BackendChoice?
 

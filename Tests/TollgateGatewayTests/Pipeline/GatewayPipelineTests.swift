@@ -39,7 +39,7 @@ import TollgateStoreMemory
         let event = try #require(recorded.events.first)
         #expect(event.usageSource == .reported && event.usage.totalTokens > 0)
         // Settled: the tokens count against the product's 40 tokens a minute.
-        limiter.consumed(40 - event.usage.totalTokens, by: "sub-a", limits: try #require(request.limits))
+        LimitTests.serve(limiter, "sub-a", try #require(request.limits), tokens: 40 - event.usage.totalTokens)
         var next = try PipelineFixture.request(key: fixture.keys["sub-a"], body: #"{"model":"mock-model"}"#)
         guard case .refused(let error) = pipeline.run(&next) else { Issue.record("not refused"); return }
         #expect(error.code == "tokens_per_minute_exceeded")

@@ -24,11 +24,16 @@ enum CatalogSnapshotRepositoryContract {
                 deployments: [DeploymentSpec(name: "gpt-4o-mini", model: "gpt-4o-mini-2024-07-18"), DeploymentSpec(name: "gpt-4o", model: "gpt-4o")]),
             BackendSpec(name: "mock", kind: .mock, deployments: [DeploymentSpec(name: "mock-model", model: "mock-model")], mockLatencyMilliseconds: 5),
         ],
-        products: [ProductSpec(name: "standard", limits: ProductLimits(tokensPerMinute: 1_000, tokenQuota: 50_000, quotaPeriod: .weekly))],
+        products: [ProductSpec(name: "standard", limits: Self.limits)],
         subscriptions: [
             SubscriptionSpec(id: "sub-a", displayName: "A", team: "search", costCenter: "cc-1", product: "standard"),
             SubscriptionSpec(id: "sub-b", state: .suspended),
         ])
+
+    /// Every setting a product's limits have, so the round trip through the store is checked for each.
+    static let limits = ProductLimits(
+        tokensPerMinute: 1_000, requestsPerMinute: 60, tokenQuota: 50_000, quotaPeriod: .weekly, defaultMaxTokens: 256,
+        remainingTokensHeaderName: "remaining-tokens", tokensConsumedHeaderName: "tokens-consumed")
 
     static func servesWhatWasApplied(_ fixture: some CatalogFixture) async throws {
         try await fixture.apply(document)
@@ -42,7 +47,7 @@ enum CatalogSnapshotRepositoryContract {
         #expect(Set(snapshot.routes.keys) == ["gpt-4o-mini", "gpt-4o", "mock-model"])
         #expect(snapshot.routes["gpt-4o-mini"]?.backend == "openai" && snapshot.routes["gpt-4o-mini"]?.model == "gpt-4o-mini-2024-07-18")
         #expect(snapshot.routes["gpt-4o-mini"]?.deployment == "gpt-4o-mini")
-        #expect(snapshot.products["standard"]?.limits == ProductLimits(tokensPerMinute: 1_000, tokenQuota: 50_000, quotaPeriod: .weekly))
+        #expect(snapshot.products["standard"]?.limits == Self.limits)
         let a = try #require(snapshot.subscriptions["sub-a"])
         #expect(a.displayName == "A" && a.team == "search" && a.costCenter == "cc-1" && a.product == "standard")
         #expect(a.state == .active && a.stateActor == "config" && a.stateReason == nil)
