@@ -10,4 +10,8 @@ ALTER TABLE products
     ADD COLUMN requests_per_minute integer CHECK (requests_per_minute > 0),
     ADD COLUMN default_max_tokens integer CHECK (default_max_tokens > 0),
     ADD COLUMN remaining_tokens_header_name text CHECK (remaining_tokens_header_name ~ '^[A-Za-z0-9-]{1,64}$'),
-    ADD COLUMN tokens_consumed_header_name text CHECK (tokens_consumed_header_name ~ '^[A-Za-z0-9-]{1,64}$');
+    ADD COLUMN tokens_consumed_header_name text CHECK (tokens_consumed_header_name ~ '^[A-Za-z0-9-]{1,64}$'),
+    -- Shared minute limits (0460): lease each request's exact need instead of slices, and what to do when PostgreSQL
+    -- cannot be reached for more.
+    ADD COLUMN strict_limits boolean NOT NULL DEFAULT false,
+    ADD COLUMN limits_failure_mode text NOT NULL DEFAULT 'open' CHECK (limits_failure_mode IN ('open', 'closed'));

@@ -163,11 +163,26 @@ public struct ProductLimits: Hashable, Sendable, Codable {
     /// Also send the prompt tokens the gateway counted for the request in a header of this name, as APIM's
     /// `tokens-consumed-header-name` does.
     public var tokensConsumedHeaderName: String?
+    /// Lease each request's exact need from the shared minute allowance (one PostgreSQL round trip per request)
+    /// instead of slices: for small limits, where a slice held by one instance would refuse callers of another.
+    public var strict: Bool
+    /// What the minute limits do once an instance has used what it holds and cannot reach PostgreSQL for more.
+    public var failureMode: FailureMode
+
+    public enum FailureMode: String, Hashable, Sendable, Codable, CaseIterable {
+        /// Admit (counted in `tollgate_admission_unleased_total`): availability first.
+        case open
+        /// Refuse with 503 `limits_unavailable`: the limit first.
+        case closed
+    }
 
     public init(
         tokensPerMinute: Int? = nil, requestsPerMinute: Int? = nil, tokenQuota: Int? = nil, quotaPeriod: PeriodKind = .monthly,
-        defaultMaxTokens: Int? = nil, remainingTokensHeaderName: String? = nil, tokensConsumedHeaderName: String? = nil
+        defaultMaxTokens: Int? = nil, remainingTokensHeaderName: String? = nil, tokensConsumedHeaderName: String? = nil, strict: Bool = false,
+        failureMode: FailureMode = .open
     ) {
+        self.strict = strict
+        self.failureMode = failureMode
         self.tokensPerMinute = tokensPerMinute
         self.requestsPerMinute = requestsPerMinute
         self.tokenQuota = tokenQuota
@@ -188,6 +203,8 @@ public struct ProductLimits: Hashable, Sendable, Codable {
         case defaultMaxTokens = "default_max_tokens"
         case remainingTokensHeaderName = "remaining_tokens_header_name"
         case tokensConsumedHeaderName = "tokens_consumed_header_name"
+        case strict
+        case failureMode = "failure_mode"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -200,6 +217,8 @@ public struct ProductLimits: Hashable, Sendable, Codable {
         defaultMaxTokens = try c.decodeIfPresent(Int.self, forKey: .defaultMaxTokens)
         remainingTokensHeaderName = try c.decodeIfPresent(String.self, forKey: .remainingTokensHeaderName)
         tokensConsumedHeaderName = try c.decodeIfPresent(String.self, forKey: .tokensConsumedHeaderName)
+        strict = try c.decodeIfPresent(Bool.self, forKey: .strict) ?? false
+        failureMode = try c.decodeIfPresent(FailureMode.self, forKey: .failureMode) ?? .open
     }
 }
 

@@ -68,7 +68,11 @@ private func assemble(
     let location = resolution.location
     logger.info("Starting Tollgate", metadata: configuration.logMetadata.merging(["config.database": "\(location)"]) { $1 })
     TokenizerWarmUp.start()
-    let limiter = TokenLimiter()
+    // The pool the running server uses (it serves queries once the application's services run).
+    let database = PostgresDatabase(location: location, maximumConnections: configuration.databaseConnections, logger: logger)
+    // The minute limits are shared by every instance through leases of their allowance in PostgreSQL.
+    let leases = AllowanceLeases(repository: database.allowanceLeases, logger: logger)
+    let limiter = TokenLimiter(leases: leases)
     let initialCatalog = try await PostgresDatabase.withDatabase(location, logger: logger) { database in
         try await database.migrator().migrate()
         if let policyDocument, let file = configuration.policyFile {
@@ -81,7 +85,6 @@ private func assemble(
         return snapshot
     }
 
-    let database = PostgresDatabase(location: location, maximumConnections: configuration.databaseConnections, logger: logger)
     let repositories = database.repositories
     let catalogStore = database.catalog
     let catalog = GatewayCatalog(store: catalogStore, logger: logger)
@@ -103,7 +106,7 @@ private func assemble(
 
     let router = Router(context: BasicRequestContext.self)
     router.add(middleware: LogRequestsMiddleware(.debug))
-    addHealthRoutes(to: router, catalog: catalog, writer: writer, drain: drain, registry: registry)
+    addHealthRoutes(to: router, catalog: catalog, writer: writer, leases: leases, drain: drain, registry: registry)
     let gateway = GatewayRoutes(
         catalog: catalog, writer: writer, upstream: upstream, limiter: limiter, metrics: GatewayMetrics(),
         configuration: GatewayConfiguration(maximumRequestBytes: configuration.maximumRequestBytes, credentials: configuration.credentials),
@@ -129,23 +132,27 @@ private func assemble(
         UsagePartitionMaintainer(ledger: database.usageLedger, retentionMonths: configuration.usageRetentionMonths, logger: logger),
         CatalogRefresher(catalog: catalog, notifications: database.notifications, interval: configuration.catalogRefreshInterval, logger: logger),
         LimitRefresher(limiter: limiter, catalog: catalog, sources: LimitSources(quotaUsage: database.quotaUsage), logger: logger),
+        AllowanceLeaseKeeper(leases: leases),
         evaluator, dispatcher)
     return (app, TollgateRuntime(database: database, catalog: catalog, writer: writer, adminToken: adminToken))
 }
 
 func addHealthRoutes(
-    to router: Router<BasicRequestContext>, catalog: GatewayCatalog, writer: UsageWriter, drain: DrainState, registry: PrometheusCollectorRegistry?
+    to router: Router<BasicRequestContext>, catalog: GatewayCatalog, writer: UsageWriter, leases: AllowanceLeases?, drain: DrainState,
+    registry: PrometheusCollectorRegistry?
 ) {
     // Liveness: the process answers.
-    router.get("healthz") { _, _ in HealthBody(status: "ok", catalog: nil, usageLoading: nil) }
+    router.get("healthz") { _, _ in HealthBody(status: "ok", catalog: nil, usageLoading: nil, sharedLimits: nil) }
     // Readiness: the catalog is loaded, so keys can be checked. A database outage does not make the gateway unready:
     // it keeps serving known keys and spools usage. The body says how usage loading is doing. After SIGTERM it is 503
-    // `draining`, so balancers stop sending while in-flight requests finish.
+    // `draining`, so balancers stop sending while in-flight requests finish. `shared_limits` says whether the minute
+    // limits can lease from PostgreSQL, or run on what this instance holds (then each product's `failure_mode`).
     router.get("readyz") { _, _ -> Response in
         let ready = catalog.isLoaded && !drain.isDraining
         let body = HealthBody(status: drain.isDraining ? "draining" : catalog.isLoaded ? "ready" : "starting",
                               catalog: catalog.isLoaded ? "loaded" : "loading",
-                              usageLoading: writer.isLoading ? "ok" : "failing (usage is spooled on disk)")
+                              usageLoading: writer.isLoading ? "ok" : "failing (usage is spooled on disk)",
+                              sharedLimits: leases.map { $0.degraded ? "degraded (running on what this instance holds)" : "ok" })
         var response = try JSONEncoder().encodeResponse(body)
         response.status = ready ? .ok : .serviceUnavailable
         return response
@@ -163,9 +170,11 @@ struct HealthBody: ResponseEncodable {
     var status: String
     var catalog: String?
     var usageLoading: String?
+    var sharedLimits: String?
     enum CodingKeys: String, CodingKey {
         case status, catalog
         case usageLoading = "usage_loading"
+        case sharedLimits = "shared_limits"
     }
 }
 

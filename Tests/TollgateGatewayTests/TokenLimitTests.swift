@@ -22,11 +22,19 @@ import TollgateTestSupport
             subscriptions: [SubscriptionSpec(id: "sub-a", product: "limited")])
     }
 
+    /// The minute limits are shared per fixed UTC minute: a test whose figures assume one minute starts well inside one.
+    static func awayFromAMinuteBoundary() async throws {
+        let second = Date().timeIntervalSince1970.truncatingRemainder(dividingBy: 60)
+        if second > 50 { try await Task.sleep(for: .milliseconds(Int((60.2 - second) * 1000))) }
+    }
+
     @Test func tokensPerMinuteOverTheLimitGet429WithRetryAfter() async throws {
         let keys = try await GatewayHarness.prepare(Self.document(limits: ProductLimits(tokensPerMinute: 40)))
+        try await Self.awayFromAMinuteBoundary()
         try await GatewayHarness.withLiveGateway(configuration: try await GatewayHarness.configuration()) { client, _ in
             // Each request reserves its prompt, 11 tokens by the tokenizer (no max_tokens, no product default), and
-            // uses 18. The first is admitted on 0 + 11, the second on 18 + 11 = 29; the third would make 36 + 11 = 47 > 40.
+            // uses 18. The first is admitted on 0 + 11, the second on 18 + 11 = 29; the third would make 36 + 11 = 47 > 40
+            // of the minute's allowance, shared by every instance (PostgreSQL's admission_allowances).
             for remaining in ["29", "11"] {
                 try await client.execute(uri: "/v1/chat/completions", method: .post, headers: .bearer(keys["sub-a"]!), body: Self.body) {
                     #expect($0.status == .ok)
@@ -88,6 +96,7 @@ import TollgateTestSupport
                 tokensPerMinute: 1_000, tokenQuota: 100_000, defaultMaxTokens: 500, remainingTokensHeaderName: "remaining-tokens",
                 tokensConsumedHeaderName: "tokens-consumed")
             let keys = try await GatewayHarness.prepare(document)
+            try await Self.awayFromAMinuteBoundary()
             try await GatewayHarness.withLiveGateway(configuration: try await GatewayHarness.configuration()) { client, runtime in
                 // 11 prompt tokens + max_tokens 2000: larger than the whole minute's 1000, so never forwarded.
                 let tooLarge = #"{"model":"gpt-4o-mini","max_tokens":2000,"messages":[{"role":"user","content":"Say hello there!"}]}"#
@@ -106,6 +115,10 @@ import TollgateTestSupport
                     #expect(response.headers[HTTPField.Name("tokens-consumed")!] == "11")
                 }
                 #expect(upstream.requests.count == 1)
+                // The minute limits leased from PostgreSQL: readiness says they are shared, not degraded.
+                try await client.execute(uri: "/readyz", method: .get) { response in
+                    #expect(String(buffer: response.body).contains(#""shared_limits":"ok""#))
+                }
                 await runtime.writer.flush()
             }
         }

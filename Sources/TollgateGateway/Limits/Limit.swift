@@ -21,6 +21,14 @@ public protocol Limit: Sendable {
 
     /// Brings what the limit knows up to date for every subscription in `catalog`.
     func refresh(catalog: CatalogSnapshot, from sources: LimitSources, at instant: Date, logger: Logger) async throws
+
+    /// I/O the limit needs before it can decide on the reservation (a lease of the shared allowance), or nil. The
+    /// admit step runs it off the event loop, then reserves again.
+    func workBeforeReserving(_ reservation: Reservation) -> (@Sendable () async -> Void)?
+}
+
+extension Limit {
+    public func workBeforeReserving(_ reservation: Reservation) -> (@Sendable () async -> Void)? { nil }
 }
 
 /// What one request holds against its product's limits from admission until it settles.

@@ -11,19 +11,39 @@ import TollgateStore
 /// A new kind of limit is a `Limit` in its own file in this folder, one entry in `standardLimits`, and its setting in
 /// `ProductLimits` (with its `products` column and its read in `CatalogStore`).
 public final class TokenLimiter: Sendable {
-    /// Rates first: their 429 says when to retry, which a quota's 403 cannot.
-    static func standardLimits() -> [any Limit] { [MinuteWindowLimit(.requests), MinuteWindowLimit(.tokens), PeriodQuotaLimit()] }
+    /// Rates first: their 429 says when to retry, which a quota's 403 cannot. With `leases` the minute limits are
+    /// shared by every instance (`SharedMinuteLimit`); without, each instance enforces them on its own traffic over a
+    /// sliding minute (`MinuteWindowLimit`: one instance, and the DB-free tests).
+    static func standardLimits(leases: AllowanceLeases?) -> [any Limit] {
+        if let leases { return [SharedMinuteLimit(.requests, leases: leases), SharedMinuteLimit(.tokens, leases: leases), PeriodQuotaLimit()] }
+        return [MinuteWindowLimit(.requests), MinuteWindowLimit(.tokens), PeriodQuotaLimit()]
+    }
 
     let limits: [any Limit]
     let now: @Sendable () -> Date
+    /// The shared allowances, when the minute limits are shared.
+    public let leases: AllowanceLeases?
 
-    public convenience init(now: @escaping @Sendable () -> Date = { Date() }) {
-        self.init(limits: Self.standardLimits(), now: now)
+    public convenience init(leases: AllowanceLeases? = nil, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.init(limits: Self.standardLimits(leases: leases), leases: leases, now: now)
     }
 
-    init(limits: [any Limit], now: @escaping @Sendable () -> Date) {
+    init(limits: [any Limit], leases: AllowanceLeases? = nil, now: @escaping @Sendable () -> Date) {
         self.limits = limits
+        self.leases = leases
         self.now = now
+    }
+
+    /// The I/O some limit needs before the reservation can be decided (see `Limit.workBeforeReserving`), all of it
+    /// in one piece of work; nil when every limit can decide now.
+    func workBeforeReserving(_ subscription: SubscriptionID, limits product: ProductLimits, requestID: UUID, promptTokens: Int, completionCap: Int)
+        -> (@Sendable () async -> Void)?
+    {
+        let reservation = Reservation(
+            requestID: requestID, subscription: subscription, limits: product, promptTokens: promptTokens, completionCap: completionCap, at: now())
+        let work = limits.compactMap { $0.workBeforeReserving(reservation) }
+        guard !work.isEmpty else { return nil }
+        return { for piece in work { await piece() } }
     }
 
     /// Reserves `promptTokens + completionCap` against every limit and returns the reservation with where the

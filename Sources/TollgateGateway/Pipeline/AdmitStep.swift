@@ -11,7 +11,8 @@ import TollgateTokenizer
 /// reservation by the metered usage once the reply is known.
 ///
 /// Reads `request.subscription`, `request.limits`, `request.call`, `request.catalog` and `request.body`; writes
-/// `request.reservation` and `request.replyHeaders`. Refuses with the first limit's error (429
+/// `request.reservation` and `request.replyHeaders`. When a shared limit needs a lease first it asks to
+/// `.retry(after:)` that work (rare: once per slice, not per request). Refuses with the first limit's error (429
 /// `requests_per_minute_exceeded` / `tokens_per_minute_exceeded` with `Retry-After` and `retry-after-ms`, 403
 /// `token_quota_exceeded`) before anything is forwarded. A product without limits costs nothing here: the body is
 /// read only when a token limit (or the tokens-consumed header) needs the count.
@@ -22,8 +23,22 @@ struct AdmitStep: GatewayStep {
         guard let limits = request.limits, limits.limitsAnything || limits.remainingTokensHeaderName != nil || limits.tokensConsumedHeaderName != nil
         else { return .next }
         let subscription = try request.required(request.subscription)
-        let countsTokens = limits.tokensPerMinute != nil || limits.tokenQuota != nil || limits.tokensConsumedHeaderName != nil
-        let estimate = countsTokens ? Self.estimate(request, defaultCap: limits.defaultMaxTokens) : (prompt: 0, cap: 0)
+        let estimate: (prompt: Int, cap: Int)
+        if let known = request.admissionEstimate {
+            estimate = known
+        } else {
+            let countsTokens = limits.tokensPerMinute != nil || limits.tokenQuota != nil || limits.tokensConsumedHeaderName != nil
+            estimate = countsTokens ? Self.estimate(request, defaultCap: limits.defaultMaxTokens) : (prompt: 0, cap: 0)
+            request.admissionEstimate = estimate
+        }
+        // A shared limit whose slice is too small leases more first (off the event loop), at most twice a request.
+        if request.admissionWaits < 2,
+            let work = limiter.workBeforeReserving(
+                subscription.id, limits: limits, requestID: request.requestID, promptTokens: estimate.prompt, completionCap: estimate.cap)
+        {
+            request.admissionWaits += 1
+            return .retry(after: work)
+        }
         let (reservation, standings) = try limiter.reserve(
             subscription.id, limits: limits, requestID: request.requestID, promptTokens: estimate.prompt, completionCap: estimate.cap)
         request.reservation = reservation

@@ -39,6 +39,10 @@ struct ProxyRequest {
     var reservation: Reservation?
     /// Headers the gateway adds to the reply: where the caller stands against its limits (`x-ratelimit-*`).
     var replyHeaders = HTTPFields()
+    /// The prompt and completion cap counted for admission, kept across a wait for a lease.
+    var admissionEstimate: (prompt: Int, cap: Int)?
+    /// How often admission waited for a lease.
+    var admissionWaits = 0
 
     // Choose the backend.
     var choice: BackendChoice?

@@ -104,18 +104,21 @@ public struct CatalogStore: Sendable {
             snapshot.routes[name] = .init(backend: backend, deployment: name, model: model)
             snapshot.backends[backend]?.deployments.append(DeploymentSpec(name: name, model: model))
         }
-        for try await (name, displayName, tpm, quota, period, allowedModels, rpm, cap, remainingHeader, consumedHeader) in try await client.query(
+        for try await (name, displayName, tpm, quota, period, allowedModels, rpm, cap, remainingHeader, consumedHeader, strict, failureMode)
+            in try await client.query(
             """
             SELECT name, display_name, tokens_per_minute, token_quota, quota_period, allowed_models,
-                   requests_per_minute, default_max_tokens, remaining_tokens_header_name, tokens_consumed_header_name
+                   requests_per_minute, default_max_tokens, remaining_tokens_header_name, tokens_consumed_header_name,
+                   strict_limits, limits_failure_mode
             FROM products
             """, logger: logger
-        ).decode((String, String?, Int?, Int?, String, [String]?, Int?, Int?, String?, String?).self) {
+        ).decode((String, String?, Int?, Int?, String, [String]?, Int?, Int?, String?, String?, Bool, String).self) {
             snapshot.products[name] = ProductSpec(
                 name: name, displayName: displayName,
                 limits: ProductLimits(
                     tokensPerMinute: tpm, requestsPerMinute: rpm, tokenQuota: quota, quotaPeriod: PeriodKind(rawValue: period) ?? .monthly,
-                    defaultMaxTokens: cap, remainingTokensHeaderName: remainingHeader, tokensConsumedHeaderName: consumedHeader),
+                    defaultMaxTokens: cap, remainingTokensHeaderName: remainingHeader, tokensConsumedHeaderName: consumedHeader, strict: strict,
+                    failureMode: ProductLimits.FailureMode(rawValue: failureMode) ?? .open),
                 allowedModels: allowedModels)
         }
         for try await (id, displayName, team, costCenter, product, state, reason, actor, allowedModels) in try await client.query(
@@ -168,15 +171,18 @@ public struct CatalogStore: Sendable {
             for product in document.products {
                 try await tx.query("""
                     INSERT INTO products (name, display_name, tokens_per_minute, token_quota, quota_period, allowed_models,
-                                          requests_per_minute, default_max_tokens, remaining_tokens_header_name, tokens_consumed_header_name)
+                                          requests_per_minute, default_max_tokens, remaining_tokens_header_name, tokens_consumed_header_name,
+                                          strict_limits, limits_failure_mode)
                     VALUES (\(product.name), \(product.displayName), \(product.limits.tokensPerMinute), \(product.limits.tokenQuota), \(product.limits.quotaPeriod.rawValue),
                             \(product.allowedModels), \(product.limits.requestsPerMinute), \(product.limits.defaultMaxTokens),
-                            \(product.limits.remainingTokensHeaderName), \(product.limits.tokensConsumedHeaderName))
+                            \(product.limits.remainingTokensHeaderName), \(product.limits.tokensConsumedHeaderName),
+                            \(product.limits.strict), \(product.limits.failureMode.rawValue))
                     ON CONFLICT (name) DO UPDATE SET display_name = EXCLUDED.display_name, tokens_per_minute = EXCLUDED.tokens_per_minute,
                         token_quota = EXCLUDED.token_quota, quota_period = EXCLUDED.quota_period, allowed_models = EXCLUDED.allowed_models,
                         requests_per_minute = EXCLUDED.requests_per_minute, default_max_tokens = EXCLUDED.default_max_tokens,
                         remaining_tokens_header_name = EXCLUDED.remaining_tokens_header_name,
-                        tokens_consumed_header_name = EXCLUDED.tokens_consumed_header_name, updated_at = now()
+                        tokens_consumed_header_name = EXCLUDED.tokens_consumed_header_name, strict_limits = EXCLUDED.strict_limits,
+                        limits_failure_mode = EXCLUDED.limits_failure_mode, updated_at = now()
                     """, logger: logger)
             }
             for s in document.subscriptions {

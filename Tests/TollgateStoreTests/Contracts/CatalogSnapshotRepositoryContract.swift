@@ -33,7 +33,8 @@ enum CatalogSnapshotRepositoryContract {
     /// Every setting a product's limits have, so the round trip through the store is checked for each.
     static let limits = ProductLimits(
         tokensPerMinute: 1_000, requestsPerMinute: 60, tokenQuota: 50_000, quotaPeriod: .weekly, defaultMaxTokens: 256,
-        remainingTokensHeaderName: "remaining-tokens", tokensConsumedHeaderName: "tokens-consumed")
+        remainingTokensHeaderName: "remaining-tokens", tokensConsumedHeaderName: "tokens-consumed", strict: true,
+        failureMode: .closed)
 
     static func servesWhatWasApplied(_ fixture: some CatalogFixture) async throws {
         try await fixture.apply(document)
