@@ -15,7 +15,7 @@ import TollgateStore
 /// window holds the real usage once requests complete, and a reservation that never settles leaves the window with
 /// its second.
 final class MinuteWindowLimit: Limit {
-    enum Measure: Sendable { case tokens, requests }
+    typealias Measure = MinuteMeasure
 
     struct Window {
         /// What was used per second, for the last 60 seconds.
@@ -31,24 +31,10 @@ final class MinuteWindowLimit: Limit {
         self.measure = measure
     }
 
-    private func limit(of limits: ProductLimits) -> Int? {
-        switch measure {
-        case .tokens: limits.tokensPerMinute
-        case .requests: limits.requestsPerMinute
-        }
-    }
-
-    private func amount(of reservation: Reservation) -> Int {
-        switch measure {
-        case .tokens: reservation.tokens
-        case .requests: 1
-        }
-    }
-
     func reserve(_ reservation: Reservation) throws(GatewayError) -> LimitStanding? {
-        guard let limit = limit(of: reservation.limits) else { return nil }
+        guard let limit = measure.limit(of: reservation.limits) else { return nil }
         let second = Self.second(of: reservation.at)
-        let amount = amount(of: reservation)
+        let amount = measure.amount(of: reservation)
         let outcome = windows.withLock { windows -> Result<LimitStanding, GatewayError> in
             var window = windows[reservation.subscription] ?? Window()
             window.drop(before: second)
@@ -61,14 +47,14 @@ final class MinuteWindowLimit: Limit {
             windows[reservation.subscription] = window
             let newest = window.buckets.keys.max() ?? second
             return .success(LimitStanding(
-                kind: measure == .tokens ? .tokensPerMinute : .requestsPerMinute, limit: limit, remaining: max(0, limit - used - amount),
+                kind: measure.standingKind, limit: limit, remaining: max(0, limit - used - amount),
                 resetsIn: .seconds(newest + 60 - second)))
         }
         return try outcome.get()
     }
 
     func settle(_ reservation: Reservation, used tokens: Int, at instant: Date) {
-        guard measure == .tokens, limit(of: reservation.limits) != nil else { return }
+        guard measure == .tokens, measure.limit(of: reservation.limits) != nil else { return }
         let second = Self.second(of: reservation.at)
         let change = tokens - reservation.tokens
         guard change != 0 else { return }
@@ -83,15 +69,7 @@ final class MinuteWindowLimit: Limit {
     func refresh(catalog: CatalogSnapshot, from sources: LimitSources, at instant: Date, logger: Logger) async throws {}
 
     private func refusal(_ reservation: Reservation, limit: Int, used: Int, amount: Int, window: Window, second: Int64) -> GatewayError {
-        let (unit, code) = measure == .tokens ? ("tokens", "tokens_per_minute_exceeded") : ("requests", "requests_per_minute_exceeded")
-        let subscription = reservation.subscription
-        guard amount <= limit else {
-            return GatewayError(
-                status: .tooManyRequests, type: "rate_limit_error", code: code,
-                message: "Request too large for subscription \(subscription): it may use \(amount) \(unit) (prompt \(reservation.promptTokens), "
-                    + "completion cap \(reservation.completionCap)) and the limit is \(limit) \(unit) per minute. Lower max_tokens "
-                    + "(or max_completion_tokens, max_output_tokens) or the prompt.")
-        }
+        guard amount <= limit else { return measure.tooLarge(reservation, amount: amount, limit: limit) }
         // Until enough of the oldest seconds leave the window for the reservation to fit.
         let needed = max(1, used + amount - limit)
         var freed = 0
@@ -104,13 +82,46 @@ final class MinuteWindowLimit: Limit {
             }
         }
         return GatewayError(
-            status: .tooManyRequests, type: "rate_limit_error", code: code,
-            message: "Subscription \(subscription) used \(used) of its \(limit) \(unit) per minute"
+            status: .tooManyRequests, type: "rate_limit_error", code: measure.code,
+            message: "Subscription \(reservation.subscription) used \(used) of its \(limit) \(measure.unit) per minute"
                 + (measure == .tokens ? " and this request may use \(amount)" : "") + ". Retry after \(retryAfter) seconds.",
             headers: [.retryAfter: "\(retryAfter)", .retryAfterMilliseconds: "\(retryAfter * 1000)"])
     }
 
     private static func second(of instant: Date) -> Int64 { Int64(instant.timeIntervalSince1970.rounded(.down)) }
+}
+
+/// What a minute limit counts, and what its settings, standings and refusals are called.
+enum MinuteMeasure: Sendable {
+    case tokens, requests
+
+    func limit(of limits: ProductLimits) -> Int? {
+        switch self {
+        case .tokens: limits.tokensPerMinute
+        case .requests: limits.requestsPerMinute
+        }
+    }
+
+    /// What a reservation takes from the limit: its tokens, or one request.
+    func amount(of reservation: Reservation) -> Int {
+        switch self {
+        case .tokens: reservation.tokens
+        case .requests: 1
+        }
+    }
+
+    var unit: String { self == .tokens ? "tokens" : "requests" }
+    var code: String { self == .tokens ? "tokens_per_minute_exceeded" : "requests_per_minute_exceeded" }
+    var standingKind: LimitStanding.Kind { self == .tokens ? .tokensPerMinute : .requestsPerMinute }
+
+    /// The refusal of a reservation larger than the whole limit: it never fits, so no retry time.
+    func tooLarge(_ reservation: Reservation, amount: Int, limit: Int) -> GatewayError {
+        GatewayError(
+            status: .tooManyRequests, type: "rate_limit_error", code: code,
+            message: "Request too large for subscription \(reservation.subscription): it may use \(amount) \(unit) (prompt "
+                + "\(reservation.promptTokens), completion cap \(reservation.completionCap)) and the limit is \(limit) \(unit) per "
+                + "minute. Lower max_tokens (or max_completion_tokens, max_output_tokens) or the prompt.")
+    }
 }
 
 extension HTTPField.Name {

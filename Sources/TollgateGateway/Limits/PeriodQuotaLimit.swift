@@ -40,20 +40,19 @@ final class PeriodQuotaLimit: Limit {
         let instant = reservation.at
         let period = BillingPeriod.containing(instant, kind: reservation.limits.quotaPeriod)
         let until = instant.addingTimeInterval(Double(holdLifetime.components.seconds))
-        let used = quotas.withLock { quotas -> Int? in
+        let (used, fits) = quotas.withLock { quotas -> (Int, Bool) in
             if quotas[reservation.subscription]?.period != period {
                 quotas[reservation.subscription] = Quota(period: period, stored: 0, recent: [])
             }
             let used = quotas[reservation.subscription]!.used(at: instant)
-            guard used < quota, used + reservation.tokens <= quota else { return nil }
+            guard used < quota, used + reservation.tokens <= quota else { return (used, false) }
             quotas[reservation.subscription]!.held[reservation.requestID] = (reservation.tokens, until)
-            return used
+            return (used, true)
         }
-        guard let used else {
-            let state = quotas.withLock { $0[reservation.subscription]?.used(at: instant) } ?? 0
+        guard fits else {
             throw GatewayError(
                 status: .forbidden, type: "insufficient_quota", code: "token_quota_exceeded",
-                message: "Subscription \(reservation.subscription) used \(state) of its quota of \(quota) tokens for this "
+                message: "Subscription \(reservation.subscription) used \(used) of its quota of \(quota) tokens for this "
                     + "\(reservation.limits.quotaPeriod.rawValue) period and this request may use \(reservation.tokens); "
                     + "the quota resets at \(period.end.iso8601).")
         }

@@ -15,26 +15,12 @@ import TollgateStore
 /// slice used up, the product's `failure_mode` decides: `open` admits (counted in `tollgate_admission_unleased_total`),
 /// `closed` refuses with 503 `limits_unavailable`.
 final class SharedMinuteLimit: Limit {
-    let measure: MinuteWindowLimit.Measure
+    let measure: MinuteMeasure
     let leases: AllowanceLeases
 
-    init(_ measure: MinuteWindowLimit.Measure, leases: AllowanceLeases) {
+    init(_ measure: MinuteMeasure, leases: AllowanceLeases) {
         self.measure = measure
         self.leases = leases
-    }
-
-    private func limit(of limits: ProductLimits) -> Int? {
-        switch measure {
-        case .tokens: limits.tokensPerMinute
-        case .requests: limits.requestsPerMinute
-        }
-    }
-
-    private func amount(of reservation: Reservation) -> Int {
-        switch measure {
-        case .tokens: reservation.tokens
-        case .requests: 1
-        }
     }
 
     private func key(_ reservation: Reservation) -> AllowanceLeases.Key {
@@ -44,8 +30,8 @@ final class SharedMinuteLimit: Limit {
     }
 
     func workBeforeReserving(_ reservation: Reservation) -> (@Sendable () async -> Void)? {
-        guard let limit = limit(of: reservation.limits) else { return nil }
-        let amount = amount(of: reservation)
+        guard let limit = measure.limit(of: reservation.limits) else { return nil }
+        let amount = measure.amount(of: reservation)
         guard amount <= limit else { return nil }
         let key = key(reservation)
         guard case .needLease = leases.peek(amount, key: key), leases.mayLease(at: reservation.at) else { return nil }
@@ -56,22 +42,15 @@ final class SharedMinuteLimit: Limit {
     }
 
     func reserve(_ reservation: Reservation) throws(GatewayError) -> LimitStanding? {
-        guard let limit = limit(of: reservation.limits) else { return nil }
-        let amount = amount(of: reservation)
-        let (unit, code) = measure == .tokens ? ("tokens", "tokens_per_minute_exceeded") : ("requests", "requests_per_minute_exceeded")
-        let kind: LimitStanding.Kind = measure == .tokens ? .tokensPerMinute : .requestsPerMinute
+        guard let limit = measure.limit(of: reservation.limits) else { return nil }
+        let amount = measure.amount(of: reservation)
+        let (unit, code) = (measure.unit, measure.code)
         let key = key(reservation)
         let resetsIn = max(1, Int64(key.window.addingTimeInterval(60).timeIntervalSince(reservation.at).rounded(.up)))
-        guard amount <= limit else {
-            throw GatewayError(
-                status: .tooManyRequests, type: "rate_limit_error", code: code,
-                message: "Request too large for subscription \(reservation.subscription): it may use \(amount) \(unit) (prompt "
-                    + "\(reservation.promptTokens), completion cap \(reservation.completionCap)) and the limit is \(limit) \(unit) per "
-                    + "minute. Lower max_tokens (or max_completion_tokens, max_output_tokens) or the prompt.")
-        }
+        guard amount <= limit else { throw measure.tooLarge(reservation, amount: amount, limit: limit) }
         switch leases.draw(amount, key: key, allowance: limit, strict: reservation.limits.strict, at: reservation.at) {
         case .taken(let remaining):
-            return LimitStanding(kind: kind, limit: limit, remaining: max(0, remaining), resetsIn: .seconds(resetsIn))
+            return LimitStanding(kind: measure.standingKind, limit: limit, remaining: max(0, remaining), resetsIn: .seconds(resetsIn))
         case .needLease where leases.degraded:
             guard reservation.limits.failureMode == .open else {
                 throw GatewayError(
@@ -92,7 +71,7 @@ final class SharedMinuteLimit: Limit {
     }
 
     func settle(_ reservation: Reservation, used tokens: Int, at instant: Date) {
-        guard measure == .tokens, limit(of: reservation.limits) != nil else { return }
+        guard measure == .tokens, measure.limit(of: reservation.limits) != nil else { return }
         let change = reservation.tokens - tokens
         guard change != 0 else { return }
         leases.adjust(change, key: key(reservation))
