@@ -67,7 +67,8 @@ private func assemble(
 ) async throws -> (application: some ApplicationProtocol, runtime: TollgateRuntime) {
     let location = resolution.location
     logger.info("Starting Tollgate", metadata: configuration.logMetadata.merging(["config.database": "\(location)"]) { $1 })
-    TokenizerWarmUp.start()
+    // The vocabularies load beside the migrations; the gateway is built once they are in (below).
+    let vocabularies = TokenizerWarmUp.start()
     // The pool the running server uses (it serves queries once the application's services run).
     let database = PostgresDatabase(location: location, maximumConnections: configuration.databaseConnections, logger: logger)
     // The minute limits are shared by every instance through leases of their allowance in PostgreSQL.
@@ -134,6 +135,7 @@ private func assemble(
         LimitRefresher(limiter: limiter, catalog: catalog, sources: LimitSources(quotaUsage: database.quotaUsage), logger: logger),
         AllowanceLeaseKeeper(leases: leases),
         evaluator, dispatcher)
+    await vocabularies.finished()
     return (app, TollgateRuntime(database: database, catalog: catalog, writer: writer, adminToken: adminToken))
 }
 

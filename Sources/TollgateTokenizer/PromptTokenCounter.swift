@@ -20,7 +20,20 @@ public enum PromptTokenCounter {
     public static func promptTokens(body: Data, model: String? = nil) throws(TokenizerError) -> Int? {
         guard let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] else { return nil }
         let model = model ?? (object["model"] as? String) ?? ""
-        let tokenizer = try Tokenizer.forModel(model)
+        return promptTokens(object: object, model: model, tokenizer: try Tokenizer.forModel(model))
+    }
+
+    /// The prompt tokens of a request body with the model's tokenizer only if its vocabulary has already loaded
+    /// (`Tokenizer.loaded(forModel:)`): never waits. Nil when the body is not a JSON object or the vocabulary is not
+    /// there (the caller falls back to a size-based figure).
+    public static func promptTokensIfLoaded(body: Data, model: String? = nil) -> Int? {
+        guard let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] else { return nil }
+        let model = model ?? (object["model"] as? String) ?? ""
+        guard let tokenizer = Tokenizer.loaded(forModel: model) else { return nil }
+        return promptTokens(object: object, model: model, tokenizer: tokenizer)
+    }
+
+    static func promptTokens(object: [String: Any], model: String, tokenizer: Tokenizer) -> Int {
         if let messages = object["messages"] as? [Any] {
             return ChatTokenCounter.promptTokens(object: object, messages: messages, tokenizer: tokenizer, model: model)
         }

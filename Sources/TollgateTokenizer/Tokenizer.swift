@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A byte-pair-encoding tokenizer that produces exactly the ids of OpenAI's tiktoken for `o200k_base` and
 /// `cl100k_base`, from the vocabulary files shipped in this package.
 ///
@@ -20,11 +22,21 @@ public final class Tokenizer: Sendable {
     /// The shared tokenizer of an encoding, loaded on first use (once per process, whichever thread asks first)
     /// and kept for the process's life.
     /// - Throws: `TokenizerError` when the vocabulary file is missing from the bundle or malformed.
+    ///
+    /// A caller that must not wait (a request on an event loop) asks `loaded(forModel:)` instead.
     public static func forEncoding(_ encoding: TokenEncoding) throws(TokenizerError) -> Tokenizer {
-        switch encoding {
-        case .o200kBase: try SharedTokenizers.o200kBase.get()
-        case .cl100kBase: try SharedTokenizers.cl100kBase.get()
-        }
+        try SharedTokenizers.slot(encoding).get()
+    }
+
+    /// The shared tokenizer of an encoding if its vocabulary has loaded (or nil, at once, while it loads or when it
+    /// failed to load): never blocks, so it is what the gateway's request path uses.
+    public static func loaded(_ encoding: TokenEncoding) -> Tokenizer? {
+        SharedTokenizers.slot(encoding).ifLoaded()
+    }
+
+    /// `loaded(_:)` for a model name (see `TokenEncoding.forModel(_:)`).
+    public static func loaded(forModel model: String) -> Tokenizer? {
+        loaded(TokenEncoding.forModel(model))
     }
 
     /// The shared tokenizer for a model name (see `TokenEncoding.forModel(_:)`).
@@ -93,9 +105,42 @@ public final class Tokenizer: Sendable {
     }
 }
 
-/// The process-wide tokenizers. Swift initialises a global `let` lazily and exactly once, even when several threads
-/// reach it at the same time, which is the thread-safe lazy load we want; a failure is kept and thrown to every caller.
+/// The process-wide tokenizers, each loaded once and kept. A load runs on the thread that first asks for it; other
+/// callers of `get()` wait for it, while `ifLoaded()` never waits (a Swift-concurrency thread or an event loop must
+/// not block for a vocabulary). A failure is kept and thrown to every caller.
 enum SharedTokenizers {
-    static let o200kBase = Result { () throws(TokenizerError) in try Tokenizer.load(.o200kBase) }
-    static let cl100kBase = Result { () throws(TokenizerError) in try Tokenizer.load(.cl100kBase) }
+    static let o200kBase = Slot(.o200kBase)
+    static let cl100kBase = Slot(.cl100kBase)
+
+    static func slot(_ encoding: TokenEncoding) -> Slot {
+        switch encoding {
+        case .o200kBase: o200kBase
+        case .cl100kBase: cl100kBase
+        }
+    }
+
+    final class Slot: Sendable {
+        let encoding: TokenEncoding
+        private let result = Mutex<Result<Tokenizer, TokenizerError>?>(nil)
+        /// Held while the vocabulary loads, so it loads once.
+        private let loading = Mutex<Void>(())
+
+        init(_ encoding: TokenEncoding) { self.encoding = encoding }
+
+        func get() throws(TokenizerError) -> Tokenizer {
+            if let loaded = result.withLock({ $0 }) { return try loaded.get() }
+            let loaded = loading.withLock { _ in
+                if let loaded = result.withLock({ $0 }) { return loaded }
+                let loaded = Result { () throws(TokenizerError) in try Tokenizer.load(encoding) }
+                result.withLock { $0 = loaded }
+                return loaded
+            }
+            return try loaded.get()
+        }
+
+        func ifLoaded() -> Tokenizer? {
+            guard case .success(let tokenizer) = result.withLock({ $0 }) else { return nil }
+            return tokenizer
+        }
+    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import HummingbirdTesting
 import NIOConcurrencyHelpers
 import NIOCore
@@ -208,6 +209,8 @@ import TollgateTestSupport
                 let (afterContinue, _) = try await expecting.replies(1)
                 await expecting.close()
                 #expect(afterContinue.map(\.status) == [200])
+                // The gateway answered the expectation and holds the whole body: `Expect` does not go upstream.
+                #expect(upstream.requests.last.map { $0.headers[.expect] == nil } == true)
 
                 // A body announced over the limit is refused from its head: 413 before a byte of it is sent, then closed.
                 let announced = try await RawConnection(port: port)

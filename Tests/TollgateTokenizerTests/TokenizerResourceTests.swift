@@ -26,6 +26,16 @@ struct TokenizerResourceTests {
         #expect(!identities.contains(nil))
     }
 
+    /// What the request path asks never waits: nothing until the vocabulary has loaded, then the loaded tokenizer.
+    @Test func aSlotAnswersIfLoadedWithoutLoading() throws {
+        let slot = SharedTokenizers.Slot(.cl100kBase)
+        #expect(slot.ifLoaded() == nil)
+        #expect(slot.ifLoaded() == nil)  // asking did not load it
+        let loaded = try slot.get()
+        #expect(slot.ifLoaded().map(ObjectIdentifier.init) == ObjectIdentifier(loaded))
+        #expect(try ObjectIdentifier(slot.get()) == ObjectIdentifier(loaded))
+    }
+
     @Test func aMalformedVocabularyLineIsReportedWithItsLineNumber() {
         let data = Data("IQ== 0\nIg== 1\n!!!! 2\n".utf8)
         #expect(throws: TokenizerError.vocabularyMalformed(.cl100kBase, line: 3)) {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TollgateCore
 import TollgateTokenizer
 
@@ -44,13 +45,13 @@ enum UsageExtraction {
     /// tools and image rules); parsed only now, since it is needed only when an upstream reports no usage. A body
     /// that is not JSON falls back to `characterEstimate`.
     static func estimatedPromptTokens(requestBody: [UInt8], model: String) -> Int {
-        if let counted = try? PromptTokenCounter.promptTokens(body: Data(requestBody), model: model) { return counted }
+        if let counted = PromptTokenCounter.promptTokensIfLoaded(body: Data(requestBody), model: model) { return counted }
         return max(1, (requestBody.count + 3) / 4)
     }
 
     /// The tokens of streamed text, counted with the model's tokenizer.
     static func tokens(of text: String, model: String) -> Int? {
-        (try? Tokenizer.forModel(model))?.count(text)
+        Tokenizer.loaded(forModel: model)?.count(text)
     }
 
     /// A rough prompt size, about four characters a token over the text the request carries: what the mock backend
@@ -242,13 +243,45 @@ struct SSEStreamMeter {
     }
 }
 
-/// Loads the tokenizers' vocabularies off the request path, so that the first estimate does not pay for it.
+/// Loads the tokenizers' vocabularies off the request path, on a thread of its own: a load takes a noticeable time
+/// (most in a debug build), and must hold neither an event loop nor one of Swift concurrency's few threads. The request
+/// path never waits for a vocabulary (`Tokenizer.loaded(forModel:)`); start-up waits for this instead, so that the
+/// first estimate is already counted with the tokenizer.
 public enum TokenizerWarmUp {
-    /// Starts loading every shipped encoding in the background and returns at once. A vocabulary that cannot load
-    /// is reported by the first estimate that needs it (which then falls back to a size-based figure).
-    public static func start() {
-        Task.detached(priority: .utility) {
+    /// Starts loading every shipped encoding and returns at once; `finished()` of the result waits for the load.
+    /// A vocabulary that cannot load leaves estimates on their size-based figure (and is reported by `tollgate tokens`).
+    public static func start() -> Loading {
+        let loading = Loading()
+        let thread = Thread {
             for encoding in TokenEncoding.allCases { _ = try? Tokenizer.forEncoding(encoding) }
+            loading.finish()
+        }
+        thread.name = "tollgate-tokenizer-load"
+        thread.start()
+        return loading
+    }
+
+    public final class Loading: Sendable {
+        private let state = Mutex<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+        fileprivate func finish() {
+            let waiters = state.withLock { state in
+                state.done = true
+                defer { state.waiters = [] }
+                return state.waiters
+            }
+            for waiter in waiters { waiter.resume() }
+        }
+
+        /// Returns once the vocabularies have loaded (or failed to).
+        public func finished() async {
+            await withCheckedContinuation { continuation in
+                let done = state.withLock { state in
+                    if !state.done { state.waiters.append(continuation) }
+                    return state.done
+                }
+                if done { continuation.resume() }
+            }
         }
     }
 }

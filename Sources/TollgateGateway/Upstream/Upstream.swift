@@ -22,10 +22,10 @@ enum UpstreamFailure {
 }
 
 enum UpstreamHeaders {
-    /// Client headers that never go upstream: the client's own credentials, hop-by-hop headers, and what the
-    /// gateway sets itself.
+    /// Client headers that never go upstream: the client's own credentials, hop-by-hop headers, what the gateway
+    /// sets itself, and `Expect` (the gateway has answered it and holds the whole body).
     static let droppedRequestHeaders: Set<String> = [
-        "host", "authorization", "api-key", "ocp-apim-subscription-key", "content-length", "transfer-encoding", "connection",
+        "host", "authorization", "api-key", "ocp-apim-subscription-key", "content-length", "transfer-encoding", "connection", "expect",
         "keep-alive", "proxy-authorization", "proxy-connection", "te", "trailer", "upgrade", "accept-encoding", "cookie",
         "x-forwarded-for", "x-request-id",
     ]
