@@ -200,7 +200,7 @@ import TollgateTestSupport
                 request.headers.add(name: "expect", value: "100-continue")
                 try await expecting.sendHead(request)
                 var told = false
-                for _ in 0..<100 where !told {
+                for _ in 0..<500 where !told {
                     try await Task.sleep(for: .milliseconds(20))
                     told = expecting.informational == [100]
                 }

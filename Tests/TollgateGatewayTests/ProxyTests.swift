@@ -199,8 +199,12 @@ private let chatBody = #"{"model":"gpt-4o-mini","messages":[{"role":"user","cont
                 let seen = try await reader.value
                 #expect(seen.contains("Hello"))
                 try await http.shutdown()  // closes the connection mid-stream
-                try await Task.sleep(for: .milliseconds(900))
-                await runtime.writer.flush()
+                // The row is written once the gateway has seen the client go (well before the stream's last piece).
+                for _ in 0..<50 {
+                    await runtime.writer.flush()
+                    if try await !GatewayHarness.usageRows().isEmpty { break }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
             }
             let row = try #require(try await GatewayHarness.usageRows().first)
             #expect(row.usageSource == "estimated")

@@ -136,11 +136,13 @@ enum Fixtures {
     }
 
     /// Polls `condition` every 5 ms until it holds or `timeout` passes.
-    static func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async throws -> Bool {
+    /// The deadline is generous and the polling unhurried: on CI's two cores every suite runs at once, so what takes
+    /// milliseconds alone can take seconds there, and a tight poll (a query every few milliseconds) adds to the load.
+    static func eventually(timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if try await condition() { return true }
-            try await Task.sleep(for: .milliseconds(5))
+            try await Task.sleep(for: .milliseconds(25))
         }
         return try await condition()
     }

@@ -172,7 +172,7 @@ import TollgateStoreMemory
             rules.store.recordUsage("team-a", tokens: 1000, at: utc("2026-11-10T11:00:00Z"))
             // The sweep interval is a minute: only the notification can make this prompt.
             rules.leadership.post(.usage)
-            #expect(try await Fixtures.eventually(timeout: .seconds(5)) { rules.store.subscriptionState("team-a")?.state == "suspended" })
+            #expect(try await Fixtures.eventually(timeout: .seconds(20)) { rules.store.subscriptionState("team-a")?.state == "suspended" })
 
             let leader = first.isLeader ? first : second
             rules.leadership.cutSession(key: configuration.leaderLockKey)

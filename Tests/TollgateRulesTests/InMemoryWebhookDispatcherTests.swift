@@ -85,7 +85,7 @@ private func message(_ type: WebhookEventType = .suspended) throws -> WebhookMes
                 try await store.webhooks.enqueue(try message(), logger: Fixtures.logger)
                 // The poll interval is a minute: only the notification can make this prompt.
                 notifications.post(.webhooks)
-                #expect(try await Fixtures.eventually(timeout: .seconds(5)) { await receiver.deliveries.count == 1 })
+                #expect(try await Fixtures.eventually(timeout: .seconds(20)) { await receiver.deliveries.count == 1 })
             }
         }
         try await http.shutdown()

@@ -78,22 +78,22 @@ private func lockHolderPID(_ client: PostgresClient) async throws -> Int? {
             // The leader's lock session is killed (a network cut): the lock is free at once and one instance leads again.
             let cut = ContinuousClock.now
             try await admin.query("SELECT pg_terminate_backend(\(firstPID)::integer)", logger: Fixtures.logger)
-            #expect(try await Fixtures.eventually(timeout: .seconds(5)) { try await lockHolderPID(admin).map { $0 != firstPID } ?? false })
-            #expect(try await Fixtures.eventually(timeout: .seconds(5)) { first.evaluator.isLeader != second.evaluator.isLeader })
+            #expect(try await Fixtures.eventually(timeout: .seconds(20)) { try await lockHolderPID(admin).map { $0 != firstPID } ?? false })
+            #expect(try await Fixtures.eventually(timeout: .seconds(20)) { first.evaluator.isLeader != second.evaluator.isLeader })
             print("leader failover: a leader again \(ContinuousClock.now - cut) after the leader's session was killed")
 
             // Then the leading instance goes away; the other takes over and keeps enforcing.
             let (dead, survivor) = first.evaluator.isLeader ? (first, second) : (second, first)
             let died = ContinuousClock.now
             await dead.stop()
-            #expect(try await Fixtures.eventually(timeout: .seconds(5)) { survivor.evaluator.isLeader })
+            #expect(try await Fixtures.eventually(timeout: .seconds(20)) { survivor.evaluator.isLeader })
             let takeover = ContinuousClock.now - died
             print("leader failover: survivor leads \(takeover) after the leader stopped")
             Fixtures.logger.info("Leader failover measured", metadata: ["failover.duration": "\(takeover)"])
 
             try await Fixtures.usage("team-a", tokens: 1000, at: Date(), client: admin)
             #expect(
-                try await Fixtures.eventually(timeout: .seconds(5)) { try await Fixtures.state(of: "team-a", client: admin).state == "suspended" })
+                try await Fixtures.eventually(timeout: .seconds(20)) { try await Fixtures.state(of: "team-a", client: admin).state == "suspended" })
             await survivor.stop()
         }
     }

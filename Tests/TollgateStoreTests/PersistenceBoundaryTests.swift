@@ -76,9 +76,10 @@ struct PersistenceBoundaryTests {
         #expect(modules == ["Foundation"], "\(modules)")
     }
 
-    /// The tokenizer is a leaf too: the gateway, the CLI and the benchmarks can use it without pulling anything in.
+    /// The tokenizer is a leaf too: the gateway, the CLI and the benchmarks can use it without pulling anything in
+    /// (Synchronization, for its `Mutex`, ships with the standard library).
     @Test func tokenizerImportsFoundationAlone() throws {
         let modules = try Self.imports(ofTarget: "TollgateTokenizer").values.reduce(into: Set<String>()) { $0.formUnion($1) }
-        #expect(modules == ["Foundation"], "\(modules)")
+        #expect(modules.isSubset(of: ["Foundation", "Synchronization"]), "\(modules)")
     }
 }

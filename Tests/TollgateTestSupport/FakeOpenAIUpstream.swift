@@ -16,7 +16,8 @@ import Synchronization
 /// - `server-error`: 500 with an OpenAI error body.
 /// - `broken-stream`: two content chunks, then the connection is cut.
 /// - `slow`: waits 3 seconds before answering.
-/// - `slow-stream`: streams like the default, 300 ms between content chunks.
+/// - `slow-stream`: streams like the default, a second between content chunks (a client can hang up mid-stream
+///   even on a loaded machine).
 /// Every request it receives is kept, so tests can check what the gateway sent.
 public final class FakeOpenAIUpstream: Sendable {
     public struct Received: Sendable {
@@ -126,7 +127,7 @@ public final class FakeOpenAIUpstream: Sendable {
             return chunk
         }
         let broken = model == "broken-stream"
-        let pause: Duration = model == "slow-stream" ? .milliseconds(300) : .milliseconds(5)
+        let pause: Duration = model == "slow-stream" ? .seconds(1) : .milliseconds(5)
         let first = event(chunk(["role": "assistant", "content": ""], finish: nil))
         let pieces = Self.contentPieces.map { event(chunk(["content": $0], finish: nil)) }
         var tail = [event(chunk([:], finish: "stop"))]

@@ -48,6 +48,10 @@ public final class AllowanceLeases: Sendable {
     private let holdings = Mutex<[Key: Holding]>([:])
     /// Leases in flight, by limit: a request that needs one while another is being cut waits for that one.
     private let pending = Mutex<[Key: Task<Void, Never>]>([:])
+    /// The last lease or give-back asked for: they run one at a time, in the order asked, so their results are
+    /// applied in the order PostgreSQL produced them (two leases applied out of order would leave
+    /// `leftAfterLastLease` at the older, larger figure, and the `x-ratelimit-remaining-*` headers too high).
+    private let sequence = Mutex<Task<Void, Never>?>(nil)
     private let unreachable = Atomic<Bool>(false)
     /// When a lease last failed (as seconds since 1970): while unreachable, a lease is tried at most once a second.
     private let lastFailure = Atomic<Int64>(0)
@@ -136,8 +140,26 @@ public final class AllowanceLeases: Sendable {
         await lease.value
     }
 
+    /// Runs `work` after every lease and give-back asked for before it.
+    private func inSequence(_ work: @escaping @Sendable () async -> Void) async {
+        let task = sequence.withLock { tail -> Task<Void, Never> in
+            let previous = tail
+            let task = Task {
+                await previous?.value
+                await work()
+            }
+            tail = task
+            return task
+        }
+        await task.value
+    }
+
     private func lease(_ requests: [(Key, AllowanceSlice)], at instant: Date) async {
         guard !requests.isEmpty else { return }
+        await inSequence { await self.leaseNow(requests, at: instant) }
+    }
+
+    private func leaseNow(_ requests: [(Key, AllowanceSlice)], at instant: Date) async {
         do {
             let results = try await repository.lease(requests.map(\.1), logger: logger)
             leaseCounter.increment(by: requests.count)
@@ -214,10 +236,12 @@ public final class AllowanceLeases: Sendable {
 
     private func giveBack(_ slices: [AllowanceSlice]) async {
         guard !slices.isEmpty else { return }
-        do {
-            try await repository.giveBack(slices, logger: logger)
-        } catch {
-            markReachable(false)
+        await inSequence {
+            do {
+                try await self.repository.giveBack(slices, logger: self.logger)
+            } catch {
+                self.markReachable(false)
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Logging
+import Synchronization
 import Testing
 import TollgateCore
 import TollgateStore
@@ -142,6 +143,38 @@ import TollgateStoreMemory
         for instance in [a, b, b, a] { if case .success = await instance.admit(limits, prompt: 0) { admitted += 1 } }
         #expect(admitted == 3)
         #expect(allowance.granted(.requestsPerMinute, scope: "subscription:sub-a", window: AllowanceLeases.window(of: Self.start)) == 3)
+    }
+
+    /// Lets the first lease through to the allowance at once but holds its answer back, so that a lease asked for
+    /// after it could be answered first.
+    final class SlowFirstAnswer: AllowanceLeaseRepository {
+        let inner: InMemoryAllowanceLeaseRepository
+        let calls = Mutex(0)
+        init(_ inner: InMemoryAllowanceLeaseRepository) { self.inner = inner }
+
+        func lease(_ slices: [AllowanceSlice], logger: Logger) async throws -> [(granted: Int, left: Int)] {
+            let results = try await inner.lease(slices, logger: logger)
+            if calls.withLock({ $0 += 1; return $0 }) == 1 { try await Task.sleep(for: .milliseconds(300)) }
+            return results
+        }
+        func giveBack(_ slices: [AllowanceSlice], logger: Logger) async throws { try await inner.giveBack(slices, logger: logger) }
+        func purge(before instant: Date, logger: Logger) async throws { try await inner.purge(before: instant, logger: logger) }
+    }
+
+    /// Leases are applied in the order the allowance answered them, so what a draw reports left of the minute is the
+    /// latest figure: 1000 - 20 leased + 15 still held here = 995 (applied out of order it would be 1005).
+    @Test func leasesAreAppliedInTheOrderTheAllowanceCutThem() async throws {
+        let leases = AllowanceLeases(repository: SlowFirstAnswer(InMemoryAllowanceLeaseRepository()), logger: Logger(label: "test"))
+        let key = AllowanceLeases.Key(kind: .tokensPerMinute, scope: "subscription:sub-a", window: AllowanceLeases.window(of: Self.start))
+        async let first: Void = leases.acquire(10, key: key, allowance: 1_000, strict: true, at: Self.start)
+        try await Task.sleep(for: .milliseconds(50))
+        async let second: Void = leases.acquire(10, key: key, allowance: 1_000, strict: true, at: Self.start)
+        _ = await (first, second)
+        guard case .taken(let remaining) = leases.draw(5, key: key, allowance: 1_000, strict: true, at: Self.start) else {
+            Issue.record("nothing was leased")
+            return
+        }
+        #expect(remaining == 995)
     }
 
     @Test func withPostgreSQLUnreachableEachProductFailsOpenOrClosedAsConfigured() async throws {
