@@ -52,22 +52,63 @@ public enum BackendKind: String, Hashable, Sendable, Codable, CaseIterable {
 
 /// A routable name clients use (the `model` of an OpenAI-style request, or the `{deployment}` of an Azure-style path)
 /// and the model the upstream serves under it.
+///
+/// The same name on several backends makes a **pool**: requests go to the members of the lowest `priority` number
+/// that are available, chosen by `weight` among them, and fail over to the next on 429, 5xx, a connection failure or
+/// a timeout (see `docs/configuration.md`).
 public struct DeploymentSpec: Hashable, Sendable, Codable {
     public var name: String
     public var model: String
+    /// 1 is tried first; a higher number only when no member of a lower one is available.
+    public var priority: Int
+    /// The share of requests among members of the same priority.
+    public var weight: Int
 
-    public init(name: String, model: String) {
+    public init(name: String, model: String, priority: Int = 1, weight: Int = 1) {
         self.name = name
         self.model = model
+        self.priority = priority
+        self.weight = weight
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case name, model }
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, model, priority, weight }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.decode(String.self, forKey: .name)
         model = try c.decodeIfPresent(String.self, forKey: .model) ?? name
+        priority = try c.decodeIfPresent(Int.self, forKey: .priority) ?? 1
+        weight = try c.decodeIfPresent(Int.self, forKey: .weight) ?? 1
+    }
+}
+
+/// When a backend that serves a pool is taken out of it: `failures` upstream failures (5xx, connection failures,
+/// timeouts) within `windowSeconds` open the breaker for `openSeconds`; then one request probes it (half-open) and
+/// its outcome closes the breaker or opens it again.
+public struct CircuitBreakerSpec: Hashable, Sendable, Codable {
+    public var failures: Int
+    public var windowSeconds: Int
+    public var openSeconds: Int
+
+    public init(failures: Int = 5, windowSeconds: Int = 30, openSeconds: Int = 30) {
+        self.failures = failures
+        self.windowSeconds = windowSeconds
+        self.openSeconds = openSeconds
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case failures
+        case windowSeconds = "window_seconds"
+        case openSeconds = "open_seconds"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        failures = try c.decodeIfPresent(Int.self, forKey: .failures) ?? 5
+        windowSeconds = try c.decodeIfPresent(Int.self, forKey: .windowSeconds) ?? 30
+        openSeconds = try c.decodeIfPresent(Int.self, forKey: .openSeconds) ?? 30
     }
 }
 
@@ -86,11 +127,15 @@ public struct BackendSpec: Hashable, Sendable, Codable {
     public var readTimeoutSeconds: Int
     /// Mock only: added delay before the first byte, in milliseconds.
     public var mockLatencyMilliseconds: Int
+    /// When the backend is taken out of the pools it serves.
+    public var circuitBreaker: CircuitBreakerSpec
 
     public init(
         name: String, kind: BackendKind, baseURL: String? = nil, credentialEnv: String? = nil, apiVersion: String? = nil,
-        deployments: [DeploymentSpec] = [], connectTimeoutSeconds: Int = 5, readTimeoutSeconds: Int = 300, mockLatencyMilliseconds: Int = 0
+        deployments: [DeploymentSpec] = [], connectTimeoutSeconds: Int = 5, readTimeoutSeconds: Int = 300, mockLatencyMilliseconds: Int = 0,
+        circuitBreaker: CircuitBreakerSpec = CircuitBreakerSpec()
     ) {
+        self.circuitBreaker = circuitBreaker
         self.name = name
         self.kind = kind
         self.baseURL = baseURL
@@ -110,6 +155,7 @@ public struct BackendSpec: Hashable, Sendable, Codable {
         case connectTimeoutSeconds = "connect_timeout_seconds"
         case readTimeoutSeconds = "read_timeout_seconds"
         case mockLatencyMilliseconds = "mock_latency_ms"
+        case circuitBreaker = "circuit_breaker"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -126,6 +172,7 @@ public struct BackendSpec: Hashable, Sendable, Codable {
         connectTimeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .connectTimeoutSeconds) ?? 5
         readTimeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .readTimeoutSeconds) ?? 300
         mockLatencyMilliseconds = try c.decodeIfPresent(Int.self, forKey: .mockLatencyMilliseconds) ?? 0
+        circuitBreaker = try c.decodeIfPresent(CircuitBreakerSpec.self, forKey: .circuitBreaker) ?? CircuitBreakerSpec()
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -139,6 +186,7 @@ public struct BackendSpec: Hashable, Sendable, Codable {
         try c.encode(connectTimeoutSeconds, forKey: .connectTimeoutSeconds)
         try c.encode(readTimeoutSeconds, forKey: .readTimeoutSeconds)
         try c.encode(mockLatencyMilliseconds, forKey: .mockLatencyMilliseconds)
+        try c.encode(circuitBreaker, forKey: .circuitBreaker)
     }
 }
 
@@ -336,7 +384,7 @@ extension PolicyDocument {
         func add(_ path: [PolicyPathComponent], _ message: String) { problems.append(PolicyProblem(path: path, message: message)) }
         let namePattern = #"^[a-z0-9][a-z0-9._-]{0,63}$"#
         var backendNames: Set<String> = []
-        var deploymentNames: [String: String] = [:]
+        var deploymentNames: Set<String> = []
         for (i, backend) in backends.enumerated() {
             let at: [PolicyPathComponent] = [.key("backends"), .index(i)]
             if backend.name.range(of: namePattern, options: .regularExpression) == nil {
@@ -357,15 +405,24 @@ extension PolicyDocument {
                 add(at + [.key("credential_env")], "must be the name of an environment variable (the key itself never goes in this file)")
             }
             if backend.deployments.isEmpty { add(at + [.key("deployments")], "a backend needs at least one entry in 'models' or 'deployments'") }
+            var namesHere: Set<String> = []
             for (j, deployment) in backend.deployments.enumerated() {
-                if let other = deploymentNames[deployment.name] {
-                    add(at + [.key("deployments"), .index(j), .key("name")], "'\(deployment.name)' is already routed to backend '\(other)'")
+                let entry = at + [.key("deployments"), .index(j)]
+                // The same name on another backend makes a pool; twice on one backend is a mistake.
+                deploymentNames.insert(deployment.name)
+                if !namesHere.insert(deployment.name).inserted {
+                    add(entry + [.key("name")], "'\(deployment.name)' is listed twice on backend '\(backend.name)'")
                 }
-                deploymentNames[deployment.name] = backend.name
                 if deployment.name.isEmpty || deployment.name.contains("/") {
-                    add(at + [.key("deployments"), .index(j), .key("name")], "must be non-empty and contain no '/'")
+                    add(entry + [.key("name")], "must be non-empty and contain no '/'")
                 }
+                if !(1...100).contains(deployment.priority) { add(entry + [.key("priority")], "must be between 1 and 100 (1 is tried first)") }
+                if !(1...1000).contains(deployment.weight) { add(entry + [.key("weight")], "must be between 1 and 1000") }
             }
+            let breaker = at + [.key("circuit_breaker")]
+            if !(1...1000).contains(backend.circuitBreaker.failures) { add(breaker + [.key("failures")], "must be between 1 and 1000") }
+            if !(1...3600).contains(backend.circuitBreaker.windowSeconds) { add(breaker + [.key("window_seconds")], "must be between 1 and 3600") }
+            if !(1...3600).contains(backend.circuitBreaker.openSeconds) { add(breaker + [.key("open_seconds")], "must be between 1 and 3600") }
             if !(1...600).contains(backend.connectTimeoutSeconds) { add(at + [.key("connect_timeout_seconds")], "must be between 1 and 600") }
             if !(1...3600).contains(backend.readTimeoutSeconds) { add(at + [.key("read_timeout_seconds")], "must be between 1 and 3600") }
             if !(0...60_000).contains(backend.mockLatencyMilliseconds) { add(at + [.key("mock_latency_ms")], "must be between 0 and 60000") }
@@ -386,7 +443,7 @@ extension PolicyDocument {
                     add(at + [.key("limits"), .key(key)], "must be an HTTP header name: letters, digits and '-', at most 64 characters")
                 }
             }
-            problems += allowedModelsProblems(product.allowedModels, at: at, deployments: deploymentNames.keys)
+            problems += allowedModelsProblems(product.allowedModels, at: at, deployments: deploymentNames)
         }
         var subscriptionIDs: Set<SubscriptionID> = []
         for (i, subscription) in subscriptions.enumerated() {
@@ -398,7 +455,7 @@ extension PolicyDocument {
             if let product = subscription.product, !productNames.contains(product) {
                 add(at + [.key("product")], "unknown product '\(product)'; products in this file: \(productNames.sorted().joined(separator: ", "))")
             }
-            problems += allowedModelsProblems(subscription.allowedModels, at: at, deployments: deploymentNames.keys)
+            problems += allowedModelsProblems(subscription.allowedModels, at: at, deployments: deploymentNames)
         }
         problems += validate(budgets: budgets, knownSubscriptions: subscriptionIDs, knownProducts: productNames)
         problems += pricingProblems(backendNames: backendNames)
@@ -409,7 +466,7 @@ extension PolicyDocument {
 extension PolicyDocument {
     /// An `allowed_models` list's problems: an empty list or pattern, and a pattern that matches no deployment of this
     /// file (an error, not a warning: it is a typo or a stale name, and it would silently allow nothing).
-    func allowedModelsProblems(_ patterns: [String]?, at: [PolicyPathComponent], deployments: Dictionary<String, String>.Keys) -> [PolicyProblem] {
+    func allowedModelsProblems(_ patterns: [String]?, at: [PolicyPathComponent], deployments: Set<String>) -> [PolicyProblem] {
         guard let patterns else { return [] }
         let field = at + [.key("allowed_models")]
         if patterns.isEmpty {

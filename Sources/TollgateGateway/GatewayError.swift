@@ -58,6 +58,23 @@ public struct GatewayError: HTTPResponseError, Sendable {
             message: "Subscription \(subscription) may not use the model or deployment '\(name)'. GET /v1/models lists what it may use.")
     }
 
+    /// No member of `deployment`'s pool can take the request now: 429 with `Retry-After` at the earliest time one
+    /// comes back (`back`), or 503 when no such time is known.
+    static func noBackendAvailable(_ deployment: String, back: Date?, now: Date) -> GatewayError {
+        guard let back else {
+            return GatewayError(
+                status: .serviceUnavailable, type: "api_error", code: "no_backend_available",
+                message: "No backend serving '\(deployment)' could take the request; every one failed or is being probed. Try again shortly.",
+                headers: [.retryAfter: "1", .retryAfterMilliseconds: "1000"])
+        }
+        let milliseconds = max(1, Int64((back.timeIntervalSince(now) * 1000).rounded(.up)))
+        let seconds = (milliseconds + 999) / 1000
+        return GatewayError(
+            status: .tooManyRequests, type: "rate_limit_error", code: "no_backend_available",
+            message: "Every backend serving '\(deployment)' is rate-limited or out of service. Retry after \(seconds) seconds.",
+            headers: [.retryAfter: "\(seconds)", .retryAfterMilliseconds: "\(milliseconds)"])
+    }
+
     static func invalidRequest(_ message: String, param: String? = nil) -> GatewayError {
         GatewayError(status: .badRequest, type: "invalid_request_error", code: "invalid_request", message: message)
     }

@@ -23,28 +23,33 @@ public struct GatewayRoutes: Sendable {
     let pipeline: GatewayPipeline
     /// Who the caller is, for routes that only need that (`GET /v1/models`).
     let identification: GatewayPipeline
+    /// The backends' breakers and cool-downs, as this instance sees them (the pools' choice, and failover).
+    public let health: BackendHealth
 
     /// - Parameter metrics: the request and token counters this gateway updates.
     public init(
         catalog: GatewayCatalog, writer: UsageWriter, upstream: UpstreamClients, limiter: TokenLimiter, metrics: GatewayMetrics,
-        configuration: GatewayConfiguration, logger: Logger
+        configuration: GatewayConfiguration, health: BackendHealth? = nil, logger: Logger
     ) {
         self.init(
-            catalog: catalog, recorder: writer, upstream: upstream, limiter: limiter, metrics: metrics, configuration: configuration, logger: logger)
+            catalog: catalog, recorder: writer, upstream: upstream, limiter: limiter, metrics: metrics, configuration: configuration,
+            health: health, logger: logger)
     }
 
     /// With usage handed to `recorder` (tests record it in memory).
     init(
         catalog: GatewayCatalog, recorder writer: any UsageRecorder, upstream: UpstreamClients, limiter: TokenLimiter,
-        metrics: GatewayMetrics = GatewayMetrics(), configuration: GatewayConfiguration, logger: Logger
+        metrics: GatewayMetrics = GatewayMetrics(), configuration: GatewayConfiguration, health: BackendHealth? = nil, logger: Logger
     ) {
         self.catalog = catalog
         self.upstream = upstream
         self.configuration = configuration
         self.logger = logger
+        let health = health ?? BackendHealth(logger: logger)
+        self.health = health
         self.pipeline = .standard(
-            catalog: catalog, limiter: limiter, writer: writer, metrics: metrics, configuration: configuration, targets: UpstreamTargetCache(),
-            logger: logger)
+            catalog: catalog, limiter: limiter, writer: writer, metrics: metrics, configuration: configuration, health: health,
+            targets: UpstreamTargetCache(), logger: logger)
         self.identification = GatewayPipeline(steps: GatewayPipeline.identification(catalog: catalog))
     }
 
@@ -67,7 +72,7 @@ public struct GatewayRoutes: Sendable {
         let catalog = try identified.required(identified.catalog)
         // Only what the caller may use (`ModelAccessStep` refuses the rest).
         let access = catalog.modelAccess(of: try identified.required(identified.subscription))
-        let usable = catalog.routes.values.filter { access.allows($0.deployment) }
+        let usable = catalog.routes.values.compactMap(\.first).filter { access.allows($0.deployment) }
         let data: [[String: Any]] = usable.sorted { $0.deployment < $1.deployment }.map {
             ["id": $0.deployment, "object": "model", "created": 0, "owned_by": $0.backend]
         }

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import TollgateCore
+import TollgateGateway
 import TollgateRules
 import TollgateStore
 
@@ -83,12 +84,15 @@ public struct AdminAPI: Sendable {
     let refreshCatalog: @Sendable () async -> Void
     /// Where suspensions take effect (the same adapter the budget evaluator uses).
     let suspender: any SubscriptionSuspender
+    /// This instance's view of its backends' breakers and cool-downs (`GET /admin/v1/backends`).
+    let backendHealth: BackendHealth?
     let now: @Sendable () -> Date
 
     public init(
         token: Secret, repositories: Repositories, suspender: any SubscriptionSuspender, refreshCatalog: @escaping @Sendable () async -> Void,
-        now: @escaping @Sendable () -> Date = { Date() }
+        backendHealth: BackendHealth? = nil, now: @escaping @Sendable () -> Date = { Date() }
     ) {
+        self.backendHealth = backendHealth
         self.token = token
         self.repositories = repositories
         self.policy = PolicyApplier(repositories: repositories)
@@ -103,6 +107,14 @@ public struct AdminAPI: Sendable {
             .add(middleware: RefreshCatalogAfterChange(refresh: refreshCatalog))
         let (catalogStore, keys, policy) = (repositories.catalog, repositories.keys, policy)
 
+        let (health, clock) = (backendHealth, now)
+        admin.get("backends") { _, context -> [BackendView] in
+            let snapshot = try await catalogStore.snapshot(logger: context.logger)
+            let instant = clock()
+            let reports = Dictionary(
+                uniqueKeysWithValues: (health?.report(backends: Array(snapshot.backends.keys), at: instant) ?? []).map { ($0.backend, $0) })
+            return snapshot.backends.values.sorted { $0.name < $1.name }.map { BackendView($0, health: reports[$0.name]) }
+        }
         admin.get("subscriptions") { _, context -> [SubscriptionView] in
             let snapshot = try await catalogStore.snapshot(logger: context.logger)
             return snapshot.subscriptions.values.sorted { $0.id < $1.id }.map(SubscriptionView.init)
@@ -237,3 +249,54 @@ struct ApplyResult: ResponseEncodable {
 }
 
 extension UsageSummary: ResponseEncodable {}
+
+/// A backend with the deployments it serves (its place in each pool) and this instance's view of its health.
+struct BackendView: ResponseEncodable {
+    struct Deployment: Encodable {
+        var name: String
+        var model: String
+        var priority: Int
+        var weight: Int
+    }
+    struct Breaker: Encodable {
+        /// `closed`, `open` or `half_open`.
+        var state: String
+        var reason: String?
+        var since: String?
+        var openUntil: String?
+        var failures: Int
+        var windowSeconds: Int
+        var openSeconds: Int
+
+        enum CodingKeys: String, CodingKey {
+            case state, reason, since, failures
+            case openUntil = "open_until"
+            case windowSeconds = "window_seconds"
+            case openSeconds = "open_seconds"
+        }
+    }
+    struct Cooling: Encodable {
+        var deployment: String
+        var until: String
+    }
+    var name: String
+    var kind: String
+    var deployments: [Deployment]
+    var circuitBreaker: Breaker
+    var cooling: [Cooling]
+
+    init(_ backend: BackendSpec, health: BackendHealthReport?) {
+        name = backend.name
+        kind = backend.kind.rawValue
+        deployments = backend.deployments.map { Deployment(name: $0.name, model: $0.model, priority: $0.priority, weight: $0.weight) }
+        circuitBreaker = Breaker(
+            state: health?.breaker ?? "closed", reason: health?.reason, since: health?.since?.iso8601, openUntil: health?.openUntil?.iso8601,
+            failures: backend.circuitBreaker.failures, windowSeconds: backend.circuitBreaker.windowSeconds, openSeconds: backend.circuitBreaker.openSeconds)
+        cooling = (health?.cooling ?? []).map { Cooling(deployment: $0.deployment, until: $0.until.iso8601) }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, kind, deployments, cooling
+        case circuitBreaker = "circuit_breaker"
+    }
+}

@@ -110,11 +110,14 @@ private func assemble(
     addHealthRoutes(to: router, catalog: catalog, writer: writer, leases: leases, drain: drain, registry: registry)
     let gateway = GatewayRoutes(
         catalog: catalog, writer: writer, upstream: upstream, limiter: limiter, metrics: GatewayMetrics(),
-        configuration: GatewayConfiguration(maximumRequestBytes: configuration.maximumRequestBytes, credentials: configuration.credentials),
-        logger: logger)
+        configuration: GatewayConfiguration(
+            maximumRequestBytes: configuration.maximumRequestBytes, credentials: configuration.credentials,
+            failoverAttempts: configuration.failoverAttempts, failoverDeadline: configuration.failoverDeadline),
+        health: BackendHealth(logger: logger, now: configuration.now), logger: logger)
     gateway.register(on: router)
     AdminAPI(
-        token: adminToken, repositories: repositories, suspender: suspender, refreshCatalog: { await catalog.refresh() }
+        token: adminToken, repositories: repositories, suspender: suspender, refreshCatalog: { await catalog.refresh() },
+        backendHealth: gateway.health, now: configuration.now
     ).register(on: router)
 
     var app = Application(

@@ -35,6 +35,12 @@ public struct TollgateConfiguration: Sendable {
     public var shutdownDelay: Duration = .zero
     /// How long the drain (in-flight requests, spool load, leadership release) may take before what is left is cancelled.
     public var drainTimeout: Duration = .seconds(30)
+    /// The clock the backends' health (cool-downs after a 429, circuit breakers) and the admin API read; tests move it.
+    public var now: @Sendable () -> Date = { Date() }
+    /// At most this many attempts per request across a pool's backends, the first included.
+    public var failoverAttempts: Int = 3
+    /// No failover attempt starts this long after the request came in.
+    public var failoverDeadline: Duration = .seconds(60)
 
     public init() {}
 
@@ -82,6 +88,8 @@ public struct TollgateConfiguration: Sendable {
         if let months = try int("TOLLGATE_USAGE_RETENTION_MONTHS", 0...1200) { usageRetentionMonths = months }
         if let seconds = try int("TOLLGATE_SHUTDOWN_DELAY_SECONDS", 0...300) { shutdownDelay = .seconds(seconds) }
         if let seconds = try int("TOLLGATE_DRAIN_TIMEOUT_SECONDS", 1...3600) { drainTimeout = .seconds(seconds) }
+        if let attempts = try int("TOLLGATE_FAILOVER_ATTEMPTS", 1...10) { failoverAttempts = attempts }
+        if let seconds = try int("TOLLGATE_FAILOVER_DEADLINE_SECONDS", 1...3600) { failoverDeadline = .seconds(seconds) }
         if let file = environment["TOLLGATE_UPSTREAM_CA_FILE"], !file.isEmpty {
             guard FileManager.default.isReadableFile(atPath: file) else {
                 throw ConfigurationError(variable: "TOLLGATE_UPSTREAM_CA_FILE", message: "cannot read '\(file)'")

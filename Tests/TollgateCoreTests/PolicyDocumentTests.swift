@@ -36,12 +36,23 @@ struct PolicyProblemsTests {
         #expect(paths(document) == ["products[1].name", "subscriptions[1].id"])
     }
 
-    @Test func aDeploymentNameRoutesToOneBackendOnly() {
+    /// The same name on two backends is a pool; twice on one backend is a mistake, and so are priorities, weights and
+    /// breaker settings out of range.
+    @Test func aDeploymentNameOnSeveralBackendsIsAPoolButNotTwiceOnOne() {
         var document = valid
-        document.backends[1].deployments = [DeploymentSpec(name: "gpt-4o-mini", model: "fake")]
+        document.backends[1].deployments = [DeploymentSpec(name: "gpt-4o-mini", model: "fake", priority: 2)]
+        #expect(document.problems().isEmpty)
+        document.backends[1].deployments.append(DeploymentSpec(name: "gpt-4o-mini", model: "other"))
         let problems = document.problems()
-        #expect(problems.map(\.pathText) == ["backends[1].deployments[0].name"])
-        #expect(problems.first?.message == "'gpt-4o-mini' is already routed to backend 'openai'")
+        #expect(problems.map(\.pathText) == ["backends[1].deployments[1].name"])
+        #expect(problems.first?.message == "'gpt-4o-mini' is listed twice on backend '\(document.backends[1].name)'")
+        document.backends[1].deployments = [DeploymentSpec(name: "gpt-4o-mini", model: "fake", priority: 0, weight: 1001)]
+        document.backends[1].circuitBreaker = CircuitBreakerSpec(failures: 0, windowSeconds: 3601, openSeconds: 0)
+        #expect(
+            document.problems().map(\.pathText) == [
+                "backends[1].deployments[0].priority", "backends[1].deployments[0].weight", "backends[1].circuit_breaker.failures",
+                "backends[1].circuit_breaker.window_seconds", "backends[1].circuit_breaker.open_seconds",
+            ])
     }
 
     @Test func unknownProductNamesTheKnownOnes() {

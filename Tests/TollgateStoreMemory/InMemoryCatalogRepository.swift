@@ -26,13 +26,8 @@ public final class InMemoryCatalogRepository: CatalogRepository {
     public func apply(_ document: PolicyDocument, logger: Logger) async throws {
         state.withLock { catalog in
             catalog.backends = [:]
-            catalog.routes = [:]
-            for backend in document.backends {
-                catalog.backends[backend.name] = backend
-                for deployment in backend.deployments {
-                    catalog.routes[deployment.name] = .init(backend: backend.name, deployment: deployment.name, model: deployment.model)
-                }
-            }
+            for backend in document.backends { catalog.backends[backend.name] = backend }
+            catalog.routes = CatalogSnapshot.pools(of: document.backends)
             for product in document.products { catalog.products[product.name] = product }
             for spec in document.subscriptions {
                 let existing = catalog.subscriptions[spec.id]

@@ -65,7 +65,7 @@ private func describe(_ s: CatalogSnapshot.Subscription) -> String {
             let stored = try await snapshot(client)
             #expect(stored.backends == ["azure-east": document.backends[0], "mock": document.backends[1], "openai": document.backends[2]])
             #expect(
-                stored.routes.mapValues { "\($0.backend) \($0.deployment) \($0.model)" } == [
+                stored.routes.mapValues { $0.map { "\($0.backend) \($0.deployment) \($0.model)" }.joined(separator: ", ") } == [
                     "prod-4o": "azure-east prod-4o gpt-4o",
                     "mock-a": "mock mock-a mock-a",
                     "mock-b": "mock mock-b mock-small",
@@ -101,6 +101,31 @@ private func describe(_ s: CatalogSnapshot.Subscription) -> String {
             #expect(stored.routes.keys.sorted() == ["gpt-4o-mini", "prod-4o"])  // the removed backend's names are gone with it
             #expect(stored.backends["openai"]?.baseURL == "https://proxy.internal/v1")
             #expect(stored.subscriptions["team-a"]?.team == "search-platform")
+        }
+    }
+}
+
+/// A name on several backends is a pool: its members come back ordered by priority, then backend name, with their
+/// weights, and each backend keeps its circuit-breaker settings.
+@Suite(.freshDatabase) struct CatalogPoolTests {
+    @Test func aPoolAndItsBreakerSettingsRoundTrip() async throws {
+        try await TestDatabase.withClient { client in
+            var pooled = document
+            pooled.backends[1].deployments.append(DeploymentSpec(name: "gpt-4o-mini", model: "mock-4o", priority: 2, weight: 3))
+            pooled.backends[0].deployments.append(DeploymentSpec(name: "gpt-4o-mini", model: "gpt-4o-mini", weight: 5))
+            pooled.backends[0].circuitBreaker = CircuitBreakerSpec(failures: 3, windowSeconds: 10, openSeconds: 45)
+            try await apply(pooled, client)
+            let stored = try await snapshot(client)
+            #expect(
+                stored.routes["gpt-4o-mini"] == [
+                    .init(backend: "azure-east", deployment: "gpt-4o-mini", model: "gpt-4o-mini", priority: 1, weight: 5),
+                    .init(backend: "openai", deployment: "gpt-4o-mini", model: "gpt-4o-mini"),
+                    .init(backend: "mock", deployment: "gpt-4o-mini", model: "mock-4o", priority: 2, weight: 3),
+                ])
+            #expect(stored.backends["azure-east"]?.circuitBreaker == CircuitBreakerSpec(failures: 3, windowSeconds: 10, openSeconds: 45))
+            #expect(try await plan(pooled, client) == [])
+            // What the in-memory catalog makes of the same document is the same pool.
+            #expect(CatalogSnapshot(document: pooled).routes["gpt-4o-mini"] == stored.routes["gpt-4o-mini"])
         }
     }
 }

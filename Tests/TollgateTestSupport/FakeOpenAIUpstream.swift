@@ -13,7 +13,10 @@ import Synchronization
 ///   streamed with 4 content chunks, and a usage chunk only when `stream_options.include_usage` is true.
 /// - `no-usage`: the same replies without any usage.
 /// - `rate-limited`: 429 with `Retry-After: 7` and an OpenAI error body.
+/// - `rate-limited-ms`: 429 with `retry-after-ms: 1500` only; `rate-limited-reset`: 429 with
+///   `x-ratelimit-reset-requests: 1s` and `x-ratelimit-reset-tokens: 2s` only.
 /// - `server-error`: 500 with an OpenAI error body.
+/// - `flaky`: 503 while `flakyFails` is true, else a normal reply.
 /// - `broken-stream`: two content chunks, then the connection is cut.
 /// - `slow`: waits 3 seconds before answering.
 /// - `slow-stream`: streams like the default, a second between content chunks (a client can hang up mid-stream
@@ -30,6 +33,11 @@ public final class FakeOpenAIUpstream: Sendable {
 
     private let received = Mutex<[Received]>([])
     public var requests: [Received] { received.withLock { $0 } }
+    /// Whether model `flaky` answers 503.
+    public let flakyFails = Mutex(true)
+
+    /// How many requests asked for `model` (the upstream model, as the gateway sent it).
+    public func requests(for model: String) -> Int { requests.filter { $0.body["model"] as? String == model }.count }
 
     public init() {}
 
@@ -99,8 +107,16 @@ public final class FakeOpenAIUpstream: Sendable {
         case "rate-limited":
             return json(["error": ["message": "Rate limit reached", "type": "rate_limit_error", "code": "rate_limit_exceeded"]],
                         status: .tooManyRequests, extra: [.retryAfterField: "7"])
+        case "rate-limited-ms":
+            return json(["error": ["message": "Rate limit reached", "type": "rate_limit_error", "code": "rate_limit_exceeded"]],
+                        status: .tooManyRequests, extra: [HTTPField.Name("retry-after-ms")!: "1500"])
+        case "rate-limited-reset":
+            return json(["error": ["message": "Rate limit reached", "type": "rate_limit_error", "code": "rate_limit_exceeded"]],
+                        status: .tooManyRequests, extra: [HTTPField.Name("x-ratelimit-reset-requests")!: "1s", HTTPField.Name("x-ratelimit-reset-tokens")!: "2s"])
         case "server-error":
             return json(["error": ["message": "The server had an error", "type": "server_error"]], status: .internalServerError)
+        case "flaky" where flakyFails.withLock({ $0 }):
+            return json(["error": ["message": "The engine is currently overloaded", "type": "server_error"]], status: .serviceUnavailable)
         case "slow":
             try await Task.sleep(for: .seconds(3))
         default: break

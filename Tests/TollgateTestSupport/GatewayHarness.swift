@@ -28,8 +28,8 @@ public enum GatewayHarness {
     }
 
     /// A document with an `openai` backend and an `azure` backend, both pointing at `upstreamPort`, and subscriptions
-    /// `sub-a` (team search) and `sub-b` (team support). The read timeout is generous: on a CI machine whose two
-    /// cores also run CPU-bound suites, the fake upstream can be slow to answer; tests of the timeout pass their own.
+    /// `sub-a` (team search) and `sub-b` (team support). The timeouts are generous: on a CI machine whose two cores
+    /// run every suite at once, an event loop can be held up for seconds; tests of the timeouts pass their own.
     public static func document(upstreamPort: Int, readTimeoutSeconds: Int = 30, scheme: String = "http") -> PolicyDocument {
         PolicyDocument(
             backends: [
@@ -37,10 +37,10 @@ public enum GatewayHarness {
                     name: "fake-openai", kind: .openai, baseURL: "\(scheme)://\(scheme == "https" ? "localhost" : "127.0.0.1"):\(upstreamPort)/v1", credentialEnv: "UPSTREAM_KEY",
                     deployments: ["gpt-4o-mini", "no-usage", "rate-limited", "server-error", "broken-stream", "slow", "slow-stream", "text-embedding-3-small"]
                         .map { DeploymentSpec(name: $0, model: $0) },
-                    readTimeoutSeconds: readTimeoutSeconds),
+                    connectTimeoutSeconds: 30, readTimeoutSeconds: readTimeoutSeconds),
                 BackendSpec(
                     name: "fake-azure", kind: .azure, baseURL: "http://127.0.0.1:\(upstreamPort)", credentialEnv: "UPSTREAM_KEY", apiVersion: "2024-10-21",
-                    deployments: [DeploymentSpec(name: "gpt4o-prod", model: "gpt-4o")]),
+                    deployments: [DeploymentSpec(name: "gpt4o-prod", model: "gpt-4o")], connectTimeoutSeconds: 30, readTimeoutSeconds: 30),
                 BackendSpec(name: "dead", kind: .openai, baseURL: "http://127.0.0.1:1/v1", credentialEnv: "UPSTREAM_KEY",
                             deployments: [DeploymentSpec(name: "unreachable-model", model: "gpt-4o")], connectTimeoutSeconds: 1),
                 BackendSpec(name: "mock", kind: .mock, deployments: [DeploymentSpec(name: "mock-model", model: "mock-model")]),

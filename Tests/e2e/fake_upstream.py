@@ -26,6 +26,15 @@ class Handler(BaseHTTPRequestHandler):
         if self.path.endswith("/embeddings"):
             return self.reply({"object": "list", "model": model, "data": [{"object": "embedding", "index": 0, "embedding": [0.25, -0.5]}],
                                "usage": {"prompt_tokens": 6, "total_tokens": 6}})
+        if model == "throttled-4o":  # a provisioned deployment at its limit, as Azure answers it
+            data = json.dumps({"error": {"code": "429", "message": "Requests to the deployment have exceeded the rate limit."}}).encode()
+            self.send_response(429)
+            self.send_header("content-type", "application/json")
+            self.send_header("retry-after", "30")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         rid = f"chatcmpl-e2e-{len(Handler.received)}"
         if not body.get("stream"):
             return self.reply({"id": rid, "object": "chat.completion", "created": 1790000000, "model": model,

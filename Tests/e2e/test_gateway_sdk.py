@@ -83,6 +83,19 @@ backends:
   - name: mock
     kind: mock
     models: [mock-model]
+  # A pool: the provisioned backend first (it answers 429), pay-as-you-go behind it.
+  - name: ptu
+    kind: openai
+    base_url: http://127.0.0.1:{up}/v1
+    credential_env: E2E_UPSTREAM_KEY
+    deployments:
+      - {{ name: pooled-4o, model: throttled-4o, priority: 1 }}
+  - name: paygo
+    kind: openai
+    base_url: http://127.0.0.1:{up}/v1
+    credential_env: E2E_UPSTREAM_KEY
+    deployments:
+      - {{ name: pooled-4o, model: gpt-4o-mini, priority: 2 }}
 products:
   - name: standard
 subscriptions:
@@ -94,12 +107,15 @@ subscriptions:
     team: support
     cost_center: CC-2
     product: standard
+  - id: e2e-pool
+    team: search
+    product: standard
 """)
     env = dict(os.environ, E2E_UPSTREAM_KEY="sk-e2e-upstream", TOLLGATE_LOG_LEVEL="warning")
     env.pop("DATABASE_URL", None)
     gw = Gateway(data_dir, config, free_port(), env)
     gw.start()
-    gw.keys = {s: gw.cli("keys", "create", "--subscription", s, "--quiet").strip() for s in ("e2e-openai", "e2e-azure")}
+    gw.keys = {s: gw.cli("keys", "create", "--subscription", s, "--quiet").strip() for s in ("e2e-openai", "e2e-azure", "e2e-pool")}
     yield gw
     if gw.process.poll() is None:
         gw.stop()
@@ -185,6 +201,23 @@ def test_mock_backend_responses_api(gateway):
     streamed = client.responses.create(model="mock-model", input="Tell me something", stream=True)
     completed = [e for e in streamed if e.type == "response.completed"]
     assert completed and completed[0].response.usage.output_tokens == response.usage.output_tokens
+
+
+def test_a_pool_fails_over_from_a_throttled_backend_and_the_rows_say_which_served(gateway):
+    """The provisioned backend answers 429: with the SDK's own retries off, every call still succeeds (the gateway fails
+    over before anything reaches the client), the throttled backend is skipped for its Retry-After, and PostgreSQL
+    records the backend that served."""
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{gateway.port}/v1", api_key=gateway.keys["e2e-pool"], max_retries=0)
+    for _ in range(3):
+        reply = client.chat.completions.create(model="pooled-4o", messages=[{"role": "user", "content": "hello"}])
+        assert reply.choices[0].message.content == "Hi from upstream"
+    chunks = list(client.chat.completions.create(model="pooled-4o", messages=[{"role": "user", "content": "hello"}], stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hi from upstream"
+    throttled = [r for r in fake_upstream.Handler.received if r["body"].get("model") == "throttled-4o"]
+    assert len(throttled) == 1  # then skipped for its 30 s
+    wait_for_rows(gateway, "e2e-pool", 4)
+    rows = gateway.sql("SELECT backend, deployment, http_status, usage_source FROM usage_events WHERE subscription_id = 'e2e-pool'")
+    assert rows == [["paygo", "pooled-4o", "200", "reported"]] * 4
 
 
 def test_wrong_key_gets_openai_shaped_401(gateway):

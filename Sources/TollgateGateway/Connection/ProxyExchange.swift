@@ -95,9 +95,20 @@ final class ProxyExchange: UpstreamBodyConsumer, @unchecked Sendable {
     // MARK: - Reply
 
     private func upstreamReplied(_ response: UpstreamResponse, choice: BackendChoice) {
+        let status = Int(response.status.code)
+        if choice.failsOver {
+            // Only a reply read whole can be replaced: nothing of it has reached the client. An event stream's head
+            // means the backend answered.
+            if response.body != nil, status == 429 || status >= 500 {
+                let outcome: BackendHealth.Outcome =
+                    status == 429 ? .throttled(wait: RetryAfter.wait(in: response.headers, now: gateway.health.currentTime)) : .failed(reason: "HTTP \(status)")
+                if failOver(after: outcome, choice: choice) { return }
+            } else {
+                gateway.health.record(.answered, for: choice.route, spec: choice.backend.circuitBreaker, at: gateway.health.currentTime)
+            }
+        }
         var head = GatewayRoutes.clientHead(for: response, requestID: request.requestID)
         addReplyHeaders(to: &head)
-        let status = Int(response.status.code)
         if let body = response.body {
             replied(status: status, .whole(body))
             answer((head, body))
@@ -116,6 +127,7 @@ final class ProxyExchange: UpstreamBodyConsumer, @unchecked Sendable {
 
     private func upstreamFailed(_ error: any Error, choice: BackendChoice) {
         let failure = UpstreamFailure(error)
+        if choice.failsOver, failOver(after: .failed(reason: failure == .timeout ? "timeout" : "unreachable"), choice: choice) { return }
         var gatewayError = failure.gatewayError
         if case UpstreamClientError.replyTooLarge = error {
             logger.warning("Upstream reply too large", metadata: request.logMetadata(["backend": "\(choice.backend.name)"]))
@@ -125,6 +137,33 @@ final class ProxyExchange: UpstreamBodyConsumer, @unchecked Sendable {
         replied(status: Int(gatewayError.status.code), .failed)
         gatewayError.headers[.xRequestID] = request.requestID.lowercasedString
         answer(gatewayError.reply)
+    }
+
+    /// Records a failed attempt and moves the request to the next member of its pool, if the attempts and the
+    /// deadline allow (`GatewayConfiguration.failoverAttempts`, `failoverDeadline`): true when that happened, or when
+    /// no member was left and the request got its 429/503 (`no_backend_available`). False leaves the failed
+    /// attempt's reply to be passed on.
+    private func failOver(after outcome: BackendHealth.Outcome, choice: BackendChoice) -> Bool {
+        let health = gateway.health
+        let instant = health.currentTime
+        health.record(outcome, for: choice.route, spec: choice.backend.circuitBreaker, at: instant)
+        let configuration = gateway.configuration
+        let elapsed = Date().timeIntervalSince(request.startedAt)
+        guard choice.attempt < configuration.failoverAttempts, Duration.seconds(elapsed) < configuration.failoverDeadline else { return false }
+        switch gateway.pipeline.reroute(&request) {
+        case .forward:
+            logger.info(
+                "Failing over", metadata: request.logMetadata(["backend": "\(choice.backend.name)", "failover.outcome": "\(outcome.label)",
+                    "failover.next": "\(request.choice?.backend.name ?? "")", "failover.attempt": "\(request.choice?.attempt ?? 0)"]))
+            forward()
+        case .refused(var error):
+            replied(status: Int(error.status.code), .failed)
+            error.headers[.xRequestID] = request.requestID.lowercasedString
+            answer(error.reply)
+        case .suspended:
+            return false
+        }
+        return true
     }
 
     /// The caller's own standing against its limits replaces whatever the upstream said under the same names (an

@@ -59,11 +59,18 @@ public final class AllowanceLeases: Sendable {
     private let leaseCounter = Counter(label: "tollgate_admission_leases_total")
     private let unleasedCounter = Counter(label: "tollgate_admission_unleased_total")
 
-    public init(repository: any AllowanceLeaseRepository, sliceFraction: Double = 0.1, idleGiveBack: TimeInterval = 1, logger: Logger) {
+    /// The clock the keeper's idle test reads (the keeper's own).
+    let now: @Sendable () -> Date
+
+    public init(
+        repository: any AllowanceLeaseRepository, sliceFraction: Double = 0.1, idleGiveBack: TimeInterval = 1, logger: Logger,
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.repository = repository
         self.sliceFraction = sliceFraction
         self.idleGiveBack = idleGiveBack
         self.logger = logger
+        self.now = now
     }
 
     /// True while the last lease or give-back failed: the minute limits run on what this instance holds.
@@ -169,6 +176,9 @@ public final class AllowanceLeases: Sendable {
                     var holding = holdings[key] ?? Holding(
                         allowance: slice.allowance, leftAfterLastLease: result.left, lastDrawn: .distantPast, strict: false)
                     holding.local += result.granted
+                    // A slice just cut counts as drawn on now: the keeper must not give it back before the request
+                    // that waited for it has drawn (however long the round trip took).
+                    holding.lastDrawn = max(holding.lastDrawn, now())
                     holding.leftAfterLastLease = result.left
                     holding.exhausted = result.granted < slice.amount
                     holding.lastLease = instant

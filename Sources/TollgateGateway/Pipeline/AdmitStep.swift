@@ -50,7 +50,7 @@ struct AdmitStep: GatewayStep {
     static func estimate(_ request: ProxyRequest, defaultCap: Int?) -> (prompt: Int, cap: Int) {
         let bytes = Array(request.body.readableBytesView)
         let name = request.call.flatMap { ModelAccessStep.requestedDeployment(call: $0, body: request.body) } ?? ""
-        let model = request.catalog?.routes[name]?.model ?? name
+        let model = request.catalog?.routes[name]?.first?.model ?? name
         let prompt = UsageExtraction.estimatedPromptTokens(requestBody: bytes, model: model)
         guard request.call?.operation != .embeddings else { return (prompt, 0) }
         let json = JSONObjectReader(document: bytes)

@@ -14,4 +14,15 @@ struct BackendChoice {
     var injectedUsage = false
     /// The request body as forwarded (after the dialect's rewrite), for the mock and for usage estimates.
     var forwardedBytes: [UInt8]
+    /// The body as parsed, before any backend's rewrite: what a failover starts again from.
+    var parsedBytes: [UInt8]
+    /// The members of the deployment's pool (one for a name on one backend).
+    var pool: [CatalogSnapshot.Route]
+    /// The members still to try if this attempt fails, in order.
+    var remaining: [CatalogSnapshot.Route]
+    /// This attempt's number, from 1.
+    var attempt = 1
+
+    /// A pool of several members fails over and keeps health; a name on one backend is forwarded as it always was.
+    var failsOver: Bool { pool.count > 1 }
 }

@@ -1,15 +1,29 @@
 import Foundation
+import Logging
 import NIOCore
 import TollgateCore
 import TollgateStore
 
-/// Reads the request body and chooses where it goes: the route named by an Azure path's deployment or the body's
-/// `model`, its backend, and that backend kind's dialect.
+/// Reads the request body and chooses where it goes: the pool named by an Azure path's deployment or the body's
+/// `model`, the member of it to try (`BackendHealth.candidates`: the lowest priority number with an available member,
+/// by weight within it), and that backend kind's dialect. Run again after a failed attempt (`GatewayPipeline.reroute`),
+/// it takes the next member still available, with the body as the client sent it.
 ///
 /// Reads `request.call`, `request.body` and `request.catalog`; writes `request.choice`. Refuses with 400
-/// `invalid_request` (not a JSON object, no model) or 404 `model_not_found`.
+/// `invalid_request` (not a JSON object, no model), 404 `model_not_found`, or — when no member of a pool can take the
+/// request — 429 `no_backend_available` with `Retry-After` at the earliest return of one (503 when none is known).
 struct ChooseBackendStep: GatewayStep {
+    let health: BackendHealth
+
+    init(health: BackendHealth = BackendHealth(logger: Logger(label: "tollgate.backends"))) { self.health = health }
+
     func run(_ request: inout ProxyRequest) throws(GatewayError) -> StepOutcome {
+        if var choice = request.choice {
+            try failOver(&choice, catalog: try request.required(request.catalog))
+            request.body = ByteBuffer(bytes: choice.parsedBytes)
+            request.choice = choice
+            return .next
+        }
         let call = try request.required(request.call)
         let catalog = try request.required(request.catalog)
         var bytes = Array(request.body.readableBytesView)
@@ -28,13 +42,39 @@ struct ChooseBackendStep: GatewayStep {
         guard let routeName = call.deployment ?? requestedModel, !routeName.isEmpty else {
             throw GatewayError.invalidRequest("The request must name a model (`model`).", param: "model")
         }
-        guard let route = catalog.routes[routeName], let backend = catalog.backends[route.backend] else {
+        guard let pool = catalog.routes[routeName], let first = pool.first, catalog.backends[first.backend] != nil else {
             throw GatewayError.unknownDeployment(routeName)
         }
         if rewritten { request.body = ByteBuffer(bytes: bytes) }
-        request.choice = BackendChoice(
-            route: route, backend: backend, dialect: backend.kind.dialect, json: json, streamed: json.bool("stream") ?? false, forwardedBytes: bytes)
+        var choice = BackendChoice(
+            route: first, backend: catalog.backends[first.backend]!, dialect: catalog.backends[first.backend]!.kind.dialect, json: json,
+            streamed: json.bool("stream") ?? false, forwardedBytes: bytes, parsedBytes: bytes, pool: pool, remaining: [])
+        if choice.failsOver {
+            choice.remaining = health.candidates(pool, backends: catalog.backends, at: health.currentTime)
+            choice.attempt = 0
+            try failOver(&choice, catalog: catalog)
+        }
+        request.choice = choice
         return .next
+    }
+
+    /// Moves `choice` to the next member of its pool that may be tried now.
+    private func failOver(_ choice: inout BackendChoice, catalog: CatalogSnapshot) throws(GatewayError) {
+        let instant = health.currentTime
+        while !choice.remaining.isEmpty {
+            let route = choice.remaining.removeFirst()
+            guard let backend = catalog.backends[route.backend] else { continue }
+            guard health.attempt(route, spec: backend.circuitBreaker, at: instant) else { continue }
+            choice.route = route
+            choice.backend = backend
+            choice.dialect = backend.kind.dialect
+            choice.forwardedBytes = choice.parsedBytes
+            choice.injectedUsage = false
+            choice.attempt += 1
+            return
+        }
+        throw GatewayError.noBackendAvailable(
+            choice.route.deployment, back: health.earliestReturn(of: choice.pool, backends: catalog.backends, at: instant), now: instant)
     }
 
     /// The document re-serialized by Foundation (keys without escapes), or nil if it is not a JSON object.

@@ -4,6 +4,14 @@ import Logging
 /// each proxied request without naming any of them.
 struct GatewayPipeline: Sendable {
     let steps: [any GatewayStep]
+    /// The steps that run again when an attempt fails over to another backend (choose the backend, forward): no step
+    /// in it registers after-reply work, so the request is metered and settled once whatever the attempts.
+    let rerouting: Range<Int>
+
+    init(steps: [any GatewayStep], rerouting: Range<Int> = 0..<0) {
+        self.steps = steps
+        self.rerouting = rerouting
+    }
 
     /// Where running the steps got to.
     enum Outcome {
@@ -31,6 +39,21 @@ struct GatewayPipeline: Sendable {
         return .forward
     }
 
+    /// After a failed attempt: runs the rerouting steps again, which move the request to the next backend of its
+    /// pool (`.forward`) or refuse it (no member left).
+    func reroute(_ request: inout ProxyRequest) -> Outcome {
+        for index in rerouting {
+            do throws(GatewayError) {
+                guard case .next = try steps[index].run(&request) else {
+                    return .refused(.internalError(requestID: request.requestID.lowercasedString))
+                }
+            } catch {
+                return .refused(error)
+            }
+        }
+        return rerouting.isEmpty ? .refused(.internalError(requestID: request.requestID.lowercasedString)) : .forward
+    }
+
     /// Runs the steps to the end, waiting where a step asks to (for callers already off the event loop: `GET /v1/models`).
     func runToEnd(_ request: inout ProxyRequest) async throws(GatewayError) {
         var start = 0
@@ -55,16 +78,14 @@ extension GatewayPipeline {
     /// The proxy's request path, in order.
     static func standard(
         catalog: GatewayCatalog, limiter: TokenLimiter, writer: any UsageRecorder, metrics: GatewayMetrics, configuration: GatewayConfiguration,
-        targets: UpstreamTargetCache, logger: Logger
+        health: BackendHealth, targets: UpstreamTargetCache, logger: Logger
     ) -> GatewayPipeline {
-        GatewayPipeline(
-            steps: identification(catalog: catalog) + [
-                ModelAccessStep(),
-                AdmitStep(limiter: limiter),
-                ChooseBackendStep(),
-                ForwardStep(credentials: configuration.credentials, targets: targets, logger: logger),
-                MeterStep(writer: writer, metrics: metrics),
-                SettleStep(limiter: limiter),
-            ])
+        let before: [any GatewayStep] = identification(catalog: catalog) + [ModelAccessStep(), AdmitStep(limiter: limiter)]
+        let routing: [any GatewayStep] = [
+            ChooseBackendStep(health: health),
+            ForwardStep(credentials: configuration.credentials, targets: targets, logger: logger),
+        ]
+        let after: [any GatewayStep] = [MeterStep(writer: writer, metrics: metrics), SettleStep(limiter: limiter)]
+        return GatewayPipeline(steps: before + routing + after, rerouting: before.count..<(before.count + routing.count))
     }
 }

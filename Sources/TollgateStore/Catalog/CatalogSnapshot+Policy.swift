@@ -9,10 +9,8 @@ extension CatalogSnapshot {
         for var backend in document.backends {
             backend.deployments.sort { $0.name < $1.name }  // as loaded: deployments come ordered by name
             backends[backend.name] = backend
-            for deployment in backend.deployments {
-                routes[deployment.name] = Route(backend: backend.name, deployment: deployment.name, model: deployment.model)
-            }
         }
+        routes = Self.pools(of: document.backends)
         for product in document.products { products[product.name] = product }
         for spec in document.subscriptions {
             subscriptions[spec.id] = Subscription(
@@ -21,6 +19,20 @@ extension CatalogSnapshot {
         }
         for key in keys { self.keys[key.hash] = key }
         self.loadedAt = loadedAt
+    }
+}
+
+extension CatalogSnapshot {
+    /// The pools the backends' deployments make, members ordered as loaded: by priority, then backend name.
+    public static func pools(of backends: [BackendSpec]) -> [String: [Route]] {
+        var pools: [String: [Route]] = [:]
+        for backend in backends {
+            for deployment in backend.deployments {
+                pools[deployment.name, default: []].append(
+                    Route(backend: backend.name, deployment: deployment.name, model: deployment.model, priority: deployment.priority, weight: deployment.weight))
+            }
+        }
+        return pools.mapValues { $0.sorted { ($0.priority, $0.backend) < ($1.priority, $1.backend) } }
     }
 }
 

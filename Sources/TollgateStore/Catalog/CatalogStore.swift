@@ -8,15 +8,21 @@ public struct CatalogSnapshot: Sendable {
     public struct Backend: Sendable, Hashable {
         public var spec: BackendSpec
     }
+    /// One member of the pool serving a deployment name: its backend, the model the upstream serves, and where it
+    /// stands in the pool (see `DeploymentSpec`).
     public struct Route: Sendable, Hashable {
         public var backend: String
         public var deployment: String
         public var model: String
+        public var priority: Int
+        public var weight: Int
 
-        public init(backend: String, deployment: String, model: String) {
+        public init(backend: String, deployment: String, model: String, priority: Int = 1, weight: Int = 1) {
             self.backend = backend
             self.deployment = deployment
             self.model = model
+            self.priority = priority
+            self.weight = weight
         }
     }
     public struct Subscription: Sendable, Hashable {
@@ -62,8 +68,9 @@ public struct CatalogSnapshot: Sendable {
     }
 
     public var backends: [String: BackendSpec] = [:]
-    /// Routable name → backend, deployment and upstream model.
-    public var routes: [String: Route] = [:]
+    /// Routable name → the pool that serves it: one member per backend, by priority, then backend name (a name on
+    /// one backend is a pool of one).
+    public var routes: [String: [Route]] = [:]
     public var products: [String: ProductSpec] = [:]
     public var subscriptions: [SubscriptionID: Subscription] = [:]
     /// Live (unrevoked) keys by their SHA-256.
@@ -88,21 +95,24 @@ public struct CatalogStore: Sendable {
     public func snapshot(logger: Logger) async throws -> CatalogSnapshot {
         var snapshot = CatalogSnapshot()
         let backendRows = try await client.query("""
-            SELECT name, kind, base_url, credential_env, api_version, connect_timeout_seconds, read_timeout_seconds, mock_latency_ms FROM backends
+            SELECT name, kind, base_url, credential_env, api_version, connect_timeout_seconds, read_timeout_seconds, mock_latency_ms,
+                   breaker_failures, breaker_window_seconds, breaker_open_seconds
+            FROM backends
             """, logger: logger)
-        for try await (name, kind, baseURL, credentialEnv, apiVersion, connect, read, latency) in backendRows.decode(
-            (String, String, String?, String?, String?, Int, Int, Int).self)
+        for try await (name, kind, baseURL, credentialEnv, apiVersion, connect, read, latency, failures, window, open) in backendRows.decode(
+            (String, String, String?, String?, String?, Int, Int, Int, Int, Int, Int).self)
         {
             guard let kind = BackendKind(rawValue: kind) else { throw CatalogError.unknownBackendKind(backend: name, kind: kind) }
             snapshot.backends[name] = BackendSpec(
                 name: name, kind: kind, baseURL: baseURL, credentialEnv: credentialEnv, apiVersion: apiVersion,
-                deployments: [], connectTimeoutSeconds: connect, readTimeoutSeconds: read, mockLatencyMilliseconds: latency)
+                deployments: [], connectTimeoutSeconds: connect, readTimeoutSeconds: read, mockLatencyMilliseconds: latency,
+                circuitBreaker: CircuitBreakerSpec(failures: failures, windowSeconds: window, openSeconds: open))
         }
-        for try await (name, backend, model) in try await client.query(
-            "SELECT name, backend, model FROM backend_deployments ORDER BY name", logger: logger
-        ).decode((String, String, String).self) {
-            snapshot.routes[name] = .init(backend: backend, deployment: name, model: model)
-            snapshot.backends[backend]?.deployments.append(DeploymentSpec(name: name, model: model))
+        for try await (name, backend, model, priority, weight) in try await client.query(
+            "SELECT name, backend, model, priority, weight FROM backend_deployments ORDER BY name, priority, backend", logger: logger
+        ).decode((String, String, String, Int, Int).self) {
+            snapshot.routes[name, default: []].append(.init(backend: backend, deployment: name, model: model, priority: priority, weight: weight))
+            snapshot.backends[backend]?.deployments.append(DeploymentSpec(name: name, model: model, priority: priority, weight: weight))
         }
         for try await (name, displayName, tpm, quota, period, allowedModels, rpm, cap, remainingHeader, consumedHeader, strict, failureMode)
             in try await client.query(
@@ -152,19 +162,26 @@ public struct CatalogStore: Sendable {
             try await tx.query("DELETE FROM backends WHERE NOT (name = ANY(\(names)))", logger: logger)
             for backend in document.backends {
                 try await tx.query("""
-                    INSERT INTO backends (name, kind, base_url, credential_env, api_version, connect_timeout_seconds, read_timeout_seconds, mock_latency_ms)
+                    INSERT INTO backends (name, kind, base_url, credential_env, api_version, connect_timeout_seconds, read_timeout_seconds, mock_latency_ms,
+                                          breaker_failures, breaker_window_seconds, breaker_open_seconds)
                     VALUES (\(backend.name), \(backend.kind.rawValue), \(backend.baseURL), \(backend.credentialEnv), \(backend.apiVersion),
-                            \(backend.connectTimeoutSeconds), \(backend.readTimeoutSeconds), \(backend.mockLatencyMilliseconds))
+                            \(backend.connectTimeoutSeconds), \(backend.readTimeoutSeconds), \(backend.mockLatencyMilliseconds),
+                            \(backend.circuitBreaker.failures), \(backend.circuitBreaker.windowSeconds), \(backend.circuitBreaker.openSeconds))
                     ON CONFLICT (name) DO UPDATE SET kind = EXCLUDED.kind, base_url = EXCLUDED.base_url, credential_env = EXCLUDED.credential_env,
                         api_version = EXCLUDED.api_version, connect_timeout_seconds = EXCLUDED.connect_timeout_seconds,
-                        read_timeout_seconds = EXCLUDED.read_timeout_seconds, mock_latency_ms = EXCLUDED.mock_latency_ms, updated_at = now()
+                        read_timeout_seconds = EXCLUDED.read_timeout_seconds, mock_latency_ms = EXCLUDED.mock_latency_ms,
+                        breaker_failures = EXCLUDED.breaker_failures, breaker_window_seconds = EXCLUDED.breaker_window_seconds,
+                        breaker_open_seconds = EXCLUDED.breaker_open_seconds, updated_at = now()
                     """, logger: logger)
                 try await tx.query("DELETE FROM backend_deployments WHERE backend = \(backend.name)", logger: logger)
             }
             for backend in document.backends {
                 for deployment in backend.deployments {
                     try await tx.query(
-                        "INSERT INTO backend_deployments (name, backend, model) VALUES (\(deployment.name), \(backend.name), \(deployment.model))",
+                        """
+                        INSERT INTO backend_deployments (name, backend, model, priority, weight)
+                        VALUES (\(deployment.name), \(backend.name), \(deployment.model), \(deployment.priority), \(deployment.weight))
+                        """,
                         logger: logger)
                 }
             }

@@ -14,7 +14,7 @@ import TollgateStoreMemory
     static func pipeline(_ fixture: PipelineFixture, recorded: RecordedUsage, limiter: TokenLimiter = TokenLimiter()) -> GatewayPipeline {
         .standard(
             catalog: fixture.catalog, limiter: limiter, writer: recorded, metrics: GatewayMetrics(),
-            configuration: GatewayConfiguration(credentials: PipelineFixture.credentials),
+            configuration: GatewayConfiguration(credentials: PipelineFixture.credentials), health: BackendHealth(logger: PipelineFixture.logger),
             targets: UpstreamTargetCache(), logger: PipelineFixture.logger)
     }
 
@@ -23,6 +23,9 @@ import TollgateStoreMemory
         #expect(steps.map { "\(type(of: $0))" } == [
             "AuthenticateStep", "ResolveCallerStep", "CheckAccessStep", "ModelAccessStep", "AdmitStep", "ChooseBackendStep", "ForwardStep", "MeterStep", "SettleStep",
         ])
+        // A failover runs again only the steps that choose and address the backend, never the after-reply ones.
+        let pipeline = Self.pipeline(await PipelineFixture(), recorded: RecordedUsage())
+        #expect(pipeline.steps[pipeline.rerouting].map { "\(type(of: $0))" } == ["ChooseBackendStep", "ForwardStep"])
     }
 
     @Test func anAdmittedRequestIsForwardedThenMeteredThenSettled() async throws {

@@ -46,6 +46,8 @@ struct PipelineFixture {
         self.keys = keys
         catalog = GatewayCatalog(store: repository, logger: Self.logger, missRefreshInterval: missRefreshInterval)
         await catalog.refresh()
+        // As `buildApplication` does before it serves: the request path counts with the tokenizer only once loaded.
+        await TokenizerWarmUp.start().finished()
     }
 
     /// A proxied request as the channel handler would hand it over.

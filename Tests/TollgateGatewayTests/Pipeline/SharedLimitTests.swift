@@ -20,7 +20,7 @@ import TollgateStoreMemory
         let limiter: TokenLimiter
 
         init(_ repository: any AllowanceLeaseRepository, clock: LimitTests.Clock, sliceFraction: Double = 0.1) {
-            leases = AllowanceLeases(repository: repository, sliceFraction: sliceFraction, logger: Logger(label: "test"))
+            leases = AllowanceLeases(repository: repository, sliceFraction: sliceFraction, logger: Logger(label: "test"), now: { clock.now })
             limiter = TokenLimiter(leases: leases, now: { clock.now })
         }
 

@@ -32,7 +32,7 @@ enum AdminRepositoryContract {
         try await catalog.apply(document, logger: logger)
         #expect(try await catalog.plan(document, logger: logger) == [])
         let snapshot = try await catalog.snapshot(logger: logger)
-        #expect(snapshot.routes["gpt-4o-mini"] == .init(backend: "mock", deployment: "gpt-4o-mini", model: "gpt-4o-mini"))
+        #expect(snapshot.routes["gpt-4o-mini"] == [.init(backend: "mock", deployment: "gpt-4o-mini", model: "gpt-4o-mini")])
         #expect(snapshot.subscriptions["contract-a"]?.team == "a")
         #expect(snapshot.subscriptions["contract-a"]?.stateActor == "config")
         #expect(snapshot.products["standard"]?.limits.tokensPerMinute == 1_000)
