@@ -22,7 +22,7 @@
 # Environment: TOLLGATE_BIN, DURATION (15 s per measured run), WARMUP (3 s), CONNECTIONS (64), THREADS (2),
 # ROUNDS (3: extra peak runs alternating nginx proxy_pass and Tollgate), ROUND_DURATION (10 s),
 # PACE_MS (10: per-connection pause in the fixed-rate phase), SSE_STREAMS (1000), SSE_CHUNKS (40), SSE_INTERVAL_MS (250),
-# NGINX_WORKERS (2), OUT (results file).
+# NGINX_WORKERS (2), OUT (results file), POOL (1: gpt-4o-mini served by a pool of two backends instead of one).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -212,6 +212,12 @@ backends:
     base_url: http://127.0.0.1:$UPSTREAM_PORT/v1
     credential_env: TOLLGATE_BENCH_UPSTREAM_KEY
     models: [gpt-4o-mini]
+$(if [ "${POOL:-0}" = 1 ]; then printf '%s\n' \
+"  - name: fast-upstream-b   # POOL=1: gpt-4o-mini is a pool of two equal members (same nginx behind both)" \
+"    kind: openai" \
+"    base_url: http://127.0.0.1:$UPSTREAM_PORT/v1" \
+"    credential_env: TOLLGATE_BENCH_UPSTREAM_KEY" \
+"    models: [gpt-4o-mini]"; fi)
   - name: sse-upstream
     kind: openai
     base_url: http://127.0.0.1:$SSE_PORT/v1
@@ -421,10 +427,10 @@ if [ $NGINX_ONLY = 0 ]; then
 
     # ------------------------------------------------------------------------------------------ zero loss
     read -r fast_rows fast_prompt fast_completion fast_sources sse_rows sse_completion sse_sources sse_reported < <(pg_psql "$PG_PORT" -d tollgate -At -F ' ' -c "
-        SELECT count(*) FILTER (WHERE backend = 'fast-upstream'),
-               coalesce(sum(prompt_tokens) FILTER (WHERE backend = 'fast-upstream'), 0),
-               coalesce(sum(completion_tokens) FILTER (WHERE backend = 'fast-upstream'), 0),
-               coalesce(string_agg(DISTINCT usage_source, ',') FILTER (WHERE backend = 'fast-upstream'), '-'),
+        SELECT count(*) FILTER (WHERE backend LIKE 'fast-upstream%'),
+               coalesce(sum(prompt_tokens) FILTER (WHERE backend LIKE 'fast-upstream%'), 0),
+               coalesce(sum(completion_tokens) FILTER (WHERE backend LIKE 'fast-upstream%'), 0),
+               coalesce(string_agg(DISTINCT usage_source, ',') FILTER (WHERE backend LIKE 'fast-upstream%'), '-'),
                count(*) FILTER (WHERE backend = 'sse-upstream'),
                coalesce(sum(completion_tokens) FILTER (WHERE backend = 'sse-upstream'), 0),
                coalesce(string_agg(DISTINCT usage_source, ',') FILTER (WHERE backend = 'sse-upstream'), '-'),

@@ -19,6 +19,21 @@ public final class GatewayMetrics: Sendable {
         let status: Int
     }
     private let series = Mutex<[Key: Series]>([:])
+    private struct PoolKey: Hashable {
+        let deployment: String
+        let overflow: Bool
+    }
+    private let pools = Mutex<[PoolKey: Counter]>([:])
+
+    /// `tollgate_pool_requests_total{deployment, served}`: requests a pool served with a member of its first
+    /// priority (`served="first"`) or of a later one (`served="overflow"`). Its rate by hour is the spill-over rate.
+    func poolRequests(deployment: String, overflow: Bool) -> Counter {
+        let key = PoolKey(deployment: deployment, overflow: overflow)
+        if let existing = pools.withLock({ $0[key] }) { return existing }
+        let made = Counter(label: "tollgate_pool_requests_total", dimensions: [("deployment", deployment), ("served", overflow ? "overflow" : "first")])
+        pools.withLock { $0[key] = made }
+        return made
+    }
 
     func series(route: String, backend: String, model: String, status: Int) -> Series {
         let key = Key(route: route, backend: backend, model: model, status: status)

@@ -47,6 +47,10 @@ import TollgateTestSupport
                 let retryAfter = Int(response.headers[HTTPField.Name("Retry-After")!] ?? "") ?? 0
                 #expect((1...60).contains(retryAfter))
                 #expect(response.headers[HTTPField.Name("retry-after-ms")!] == "\(retryAfter * 1000)")
+                // The refusal says where the caller stands, as OpenAI's own 429s do: 36 of 40 used, 4 left.
+                #expect(response.headers[HTTPField.Name("x-ratelimit-limit-tokens")!] == "40")
+                #expect(response.headers[HTTPField.Name("x-ratelimit-remaining-tokens")!] == "4")
+                #expect(response.headers[HTTPField.Name("x-ratelimit-reset-tokens")!] == "\(retryAfter)s")
                 let error = try JSONDecoder().decode(OpenAIErrorEnvelope.self, from: Data(response.body.readableBytesView)).error
                 #expect(error.code == "tokens_per_minute_exceeded" && error.type == "rate_limit_error")
             }

@@ -63,7 +63,7 @@ import TollgateTestSupport
             let logger = TestDatabase.logger
             try await client.withConnection { connection in
                 try await connection.query("SET ROLE tollgate_reader", logger: logger)
-                for view in ["usage_daily", "chargeback_monthly", "unpriced_usage", "focus_charges"] {
+                for view in ["usage_daily", "chargeback_monthly", "unpriced_usage", "focus_charges", "provisioned_overflow_hourly"] {
                     let count = try await connection.query(PostgresQuery(unsafeSQL: "SELECT count(*) FROM reporting.\(view)"), logger: logger)
                         .collect().first?.decode(Int.self)
                     #expect(count != nil)
@@ -117,6 +117,41 @@ import TollgateTestSupport
                 csv.append(contentsOf: november.csv().split(separator: UInt8(ascii: "\n"), maxSplits: 1).last ?? Data())
                 try csv.write(to: URL(fileURLWithPath: path))
             }
+        }
+    }
+}
+
+/// `reporting.provisioned_overflow_hourly` on its own database (the October seed is written once per database).
+@Suite(.freshDatabase) struct ProvisionedOverflowViewTests {
+    /// Provisioned against overflow on the hand-worked October: `azure-ptu` has a commitment (its tokens are covered),
+    /// every other backend is pay-as-you-go spend at the price in force (`ChargebackMonthTests.expectedOctoberCSV`:
+    /// search 4.00 + 0.35 + 0.28, chat 0.90 + 0.099 plus 4,000 unpriced llama tokens, the other team 0.125).
+    @Test func provisionedAndOverflowSplitToTheCent() async throws {
+        try await TestDatabase.withClient { client in
+            try await ChargebackMonthTests.seed(client)
+            let rows = try await client.query(
+                """
+                SELECT subscription_id, sum(provisioned_tokens)::bigint, sum(overflow_tokens)::bigint, sum(overflow_cost),
+                       sum(overflow_unpriced_tokens)::bigint, round(sum(overflow_tokens)::numeric / sum(provisioned_tokens + overflow_tokens), 6)
+                FROM reporting.provisioned_overflow_hourly
+                WHERE hour_start >= '2026-10-01T00:00:00Z' AND hour_start < '2026-11-01T00:00:00Z'
+                GROUP BY subscription_id ORDER BY subscription_id
+                """, logger: TestDatabase.logger
+            ).collect().map { try $0.decode((String, Int64, Int64, Decimal?, Int64, Decimal).self) }
+            #expect(rows.map(\.0) == ["chat-prod", "evil-prod", "search-prod"])
+            #expect(rows.map(\.1) == [1_000_000, 0, 2_000_000])
+            #expect(rows.map(\.2) == [584_000, 50_000, 1_420_000])
+            #expect(rows.map(\.3) == [Decimal(string: "0.999")!, Decimal(string: "0.125")!, Decimal(string: "4.63")!])
+            #expect(rows.map(\.4) == [4_000, 0, 0])
+            // 1,420,000 of search's 3,420,000 tokens spilled over to pay-as-you-go.
+            #expect(rows.map(\.5) == [Decimal(string: "0.368687")!, 1, Decimal(string: "0.415205")!])
+            // Each hour's rate is its own share.
+            let hourly = try await client.query(
+                """
+                SELECT spillover_rate FROM reporting.provisioned_overflow_hourly WHERE provisioned_tokens > 0 AND overflow_tokens = 0 LIMIT 1
+                """, logger: TestDatabase.logger
+            ).collect().first?.decode(Decimal.self)
+            #expect(hourly == 0)
         }
     }
 }

@@ -115,6 +115,12 @@ public final class AllowanceLeases: Sendable {
         }
     }
 
+    /// What is left of the window's allowance as this instance last learnt it (its own slice included); nil when it
+    /// holds nothing for it.
+    func remaining(key: Key) -> Int? {
+        holdings.withLock { holdings in holdings[key].map { max(0, $0.leftAfterLastLease + $0.local) } }
+    }
+
     /// Admits `amount` without a lease (PostgreSQL unreachable, product failing open): counted, not limited.
     func admitUnleased(_ amount: Int) {
         unleasedCounter.increment(by: amount)

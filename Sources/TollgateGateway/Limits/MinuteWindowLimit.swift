@@ -85,7 +85,7 @@ final class MinuteWindowLimit: Limit {
             status: .tooManyRequests, type: "rate_limit_error", code: measure.code,
             message: "Subscription \(reservation.subscription) used \(used) of its \(limit) \(measure.unit) per minute"
                 + (measure == .tokens ? " and this request may use \(amount)" : "") + ". Retry after \(retryAfter) seconds.",
-            headers: [.retryAfter: "\(retryAfter)", .retryAfterMilliseconds: "\(retryAfter * 1000)"])
+            headers: measure.refusalHeaders(limit: limit, remaining: limit - used, retryAfter: retryAfter))
     }
 
     private static func second(of instant: Date) -> Int64 { Int64(instant.timeIntervalSince1970.rounded(.down)) }
@@ -116,11 +116,24 @@ enum MinuteMeasure: Sendable {
 
     /// The refusal of a reservation larger than the whole limit: it never fits, so no retry time.
     func tooLarge(_ reservation: Reservation, amount: Int, limit: Int) -> GatewayError {
-        GatewayError(
+        var headers = HTTPFields()
+        headers[HTTPField.Name("x-ratelimit-limit-\(unit)")!] = "\(limit)"
+        return GatewayError(
             status: .tooManyRequests, type: "rate_limit_error", code: code,
             message: "Request too large for subscription \(reservation.subscription): it may use \(amount) \(unit) (prompt "
                 + "\(reservation.promptTokens), completion cap \(reservation.completionCap)) and the limit is \(limit) \(unit) per "
-                + "minute. Lower max_tokens (or max_completion_tokens, max_output_tokens) or the prompt.")
+                + "minute. Lower max_tokens (or max_completion_tokens, max_output_tokens) or the prompt.",
+            headers: headers)
+    }
+
+    /// A refusal's headers: when to retry (`Retry-After`, `retry-after-ms`) and where the caller stands, as OpenAI
+    /// sends them on its own 429s (`x-ratelimit-limit-*`, `-remaining-*`, `-reset-*`).
+    func refusalHeaders(limit: Int, remaining: Int, retryAfter seconds: Int64) -> HTTPFields {
+        var headers: HTTPFields = [.retryAfter: "\(seconds)", .retryAfterMilliseconds: "\(seconds * 1000)"]
+        headers[HTTPField.Name("x-ratelimit-limit-\(unit)")!] = "\(limit)"
+        headers[HTTPField.Name("x-ratelimit-remaining-\(unit)")!] = "\(max(0, remaining))"
+        headers[HTTPField.Name("x-ratelimit-reset-\(unit)")!] = RateLimitHeaders.goDuration(.seconds(seconds))
+        return headers
     }
 }
 

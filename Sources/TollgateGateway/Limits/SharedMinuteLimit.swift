@@ -66,7 +66,7 @@ final class SharedMinuteLimit: Limit {
                 status: .tooManyRequests, type: "rate_limit_error", code: code,
                 message: "Subscription \(reservation.subscription) has used its \(limit) \(unit) for this minute"
                     + (measure == .tokens ? " (this request may use \(amount))" : "") + ". Retry after \(resetsIn) seconds.",
-                headers: [.retryAfter: "\(resetsIn)", .retryAfterMilliseconds: "\(resetsIn * 1000)"])
+                headers: measure.refusalHeaders(limit: limit, remaining: leases.remaining(key: key) ?? 0, retryAfter: resetsIn))
         }
     }
 

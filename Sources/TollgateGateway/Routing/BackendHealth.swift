@@ -50,22 +50,32 @@ public final class BackendHealth: Sendable {
 
     /// Whether `route`'s member may be tried now; when not, the time it comes back (nil when unknown).
     func availability(of route: CatalogSnapshot.Route, spec: CircuitBreakerSpec, at instant: Date) -> (available: Bool, back: Date?) {
-        state.withLock { state in
-            let member = Member(backend: route.backend, deployment: route.deployment)
-            if let until = state.coolingUntil[member], until > instant { return (false, until) }
-            let breaker = state.breakers[route.backend] ?? CircuitBreaker(at: instant)
-            if breaker.isAvailable(at: instant, spec: spec) { return (true, nil) }
-            return (false, breaker.state == .open ? breaker.openUntil : nil)
+        state.withLock { Self.availability(of: route, spec: spec, at: instant, in: $0) }
+    }
+
+    private static func availability(
+        of route: CatalogSnapshot.Route, spec: CircuitBreakerSpec, at instant: Date, in state: State
+    ) -> (available: Bool, back: Date?) {
+        if !state.coolingUntil.isEmpty, let until = state.coolingUntil[Member(backend: route.backend, deployment: route.deployment)], until > instant {
+            return (false, until)
         }
+        guard let breaker = state.breakers[route.backend] else { return (true, nil) }
+        if breaker.isAvailable(at: instant, spec: spec) { return (true, nil) }
+        return (false, breaker.state == .open ? breaker.openUntil : nil)
     }
 
     /// A request is about to go to `route`'s member: false when it must not (cooling, breaker open, or another
     /// request is the half-open probe).
     func attempt(_ route: CatalogSnapshot.Route, spec: CircuitBreakerSpec, at instant: Date) -> Bool {
         let (allowed, transition) = state.withLock { state -> (Bool, CircuitBreaker.Transition?) in
-            let member = Member(backend: route.backend, deployment: route.deployment)
-            if let until = state.coolingUntil[member], until > instant { return (false, nil) }
-            return state.breakers[route.backend, default: CircuitBreaker(at: instant)].attempt(at: instant, spec: spec)
+            if !state.coolingUntil.isEmpty, let until = state.coolingUntil[Member(backend: route.backend, deployment: route.deployment)],
+                until > instant
+            {
+                return (false, nil)
+            }
+            // A backend that never failed has no breaker yet: nothing to take.
+            guard state.breakers[route.backend] != nil else { return (true, nil) }
+            return state.breakers[route.backend]!.attempt(at: instant, spec: spec)
         }
         if let transition { report(transition, backend: route.backend) }
         return allowed
@@ -76,7 +86,7 @@ public final class BackendHealth: Sendable {
         let transition = state.withLock { state -> CircuitBreaker.Transition? in
             switch outcome {
             case .answered:
-                state.coolingUntil[Member(backend: route.backend, deployment: route.deployment)] = nil
+                if !state.coolingUntil.isEmpty { state.coolingUntil[Member(backend: route.backend, deployment: route.deployment)] = nil }
                 return state.breakers[route.backend]?.succeeded(at: instant)
             case .throttled(let wait):
                 let (seconds, attoseconds) = (wait ?? Self.defaultCoolDown).components
@@ -87,8 +97,23 @@ public final class BackendHealth: Sendable {
                 return state.breakers[route.backend, default: CircuitBreaker(at: instant)].failed(reason, at: instant, spec: spec)
             }
         }
-        Counter(label: "tollgate_upstream_attempts_total", dimensions: [("backend", route.backend), ("outcome", outcome.label)]).increment()
+        attempts(backend: route.backend, outcome: outcome.label).increment()
         if let transition { report(transition, backend: route.backend) }
+    }
+
+    private struct CounterKey: Hashable {
+        let backend: String
+        let outcome: String
+    }
+    private let counters = Mutex<[CounterKey: Counter]>([:])
+
+    /// `tollgate_upstream_attempts_total{backend, outcome}`, made once per label set (not per request).
+    private func attempts(backend: String, outcome: String) -> Counter {
+        let key = CounterKey(backend: backend, outcome: outcome)
+        if let existing = counters.withLock({ $0[key] }) { return existing }
+        let made = Counter(label: "tollgate_upstream_attempts_total", dimensions: [("backend", backend), ("outcome", outcome)])
+        counters.withLock { $0[key] = made }
+        return made
     }
 
     private func report(_ transition: CircuitBreaker.Transition, backend: String) {
@@ -110,25 +135,38 @@ public final class BackendHealth: Sendable {
     func candidates(
         _ pool: [CatalogSnapshot.Route], backends: [String: BackendSpec], at instant: Date, random: (Int) -> Int = { Int.random(in: 0..<$0) }
     ) -> [CatalogSnapshot.Route] {
-        let available = pool.filter { route in
-            availability(of: route, spec: backends[route.backend]?.circuitBreaker ?? CircuitBreakerSpec(), at: instant).available
+        let available = state.withLock { state in
+            pool.filter { route in
+                Self.availability(of: route, spec: backends[route.backend]?.circuitBreaker ?? CircuitBreakerSpec(), at: instant, in: state).available
+            }
         }
         return Self.weightedOrder(available, random: random)
     }
 
     static func weightedOrder(_ members: [CatalogSnapshot.Route], random: (Int) -> Int) -> [CatalogSnapshot.Route] {
+        // Pools come ordered by priority from the catalog; sort only what is not.
+        let members = zip(members, members.dropFirst()).allSatisfy({ $0.priority <= $1.priority }) ? members : members.sorted { $0.priority < $1.priority }
         var ordered: [CatalogSnapshot.Route] = []
-        for priority in Set(members.map(\.priority)).sorted() {
-            var group = members.filter { $0.priority == priority }
-            while !group.isEmpty {
-                var pick = random(group.reduce(0) { $0 + $1.weight })
-                let index = group.firstIndex { member in
-                    if pick < member.weight { return true }
-                    pick -= member.weight
-                    return false
-                } ?? 0
-                ordered.append(group.remove(at: index))
+        ordered.reserveCapacity(members.count)
+        var start = members.startIndex
+        while start < members.endIndex {
+            var end = start + 1
+            while end < members.endIndex && members[end].priority == members[start].priority { end += 1 }
+            if end - start == 1 {
+                ordered.append(members[start])
+            } else {
+                var group = Array(members[start..<end])
+                while !group.isEmpty {
+                    var pick = random(group.reduce(0) { $0 + $1.weight })
+                    let index = group.firstIndex { member in
+                        if pick < member.weight { return true }
+                        pick -= member.weight
+                        return false
+                    } ?? 0
+                    ordered.append(group.remove(at: index))
+                }
             }
+            start = end
         }
         return ordered
     }

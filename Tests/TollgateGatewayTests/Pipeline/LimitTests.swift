@@ -53,6 +53,10 @@ import TollgateStoreMemory
         // The first 18 were used 15 s ago: they leave the window in 45 s.
         #expect(error?.headers[HTTPField.Name("Retry-After")!] == "45")
         #expect(error?.headers[HTTPField.Name("retry-after-ms")!] == "45000")
+        // And where the caller stands: 54 of 40 used (it used more than it reserved), nothing left.
+        #expect(error?.headers[HTTPField.Name("x-ratelimit-limit-tokens")!] == "40")
+        #expect(error?.headers[HTTPField.Name("x-ratelimit-remaining-tokens")!] == "0")
+        #expect(error?.headers[HTTPField.Name("x-ratelimit-reset-tokens")!] == "45s")
         #expect(refusal { try Self.admit(limiter, "sub-b", Self.tpm); return .next } == nil)  // per subscription
         clock.advance(seconds: 45)  // 54 − 18 = 36 left in the window
         try Self.admit(limiter, "sub-a", Self.tpm)
@@ -136,6 +140,7 @@ import TollgateStoreMemory
         try Self.admit(limiter, "sub-a", rpm)
         let error = refusal { try Self.admit(limiter, "sub-a", rpm); return .next }
         #expect(error?.code == "requests_per_minute_exceeded" && error?.headers[HTTPField.Name("Retry-After")!] == "40")
+        #expect(error?.headers[HTTPField.Name("x-ratelimit-remaining-requests")!] == "0" && error?.headers[HTTPField.Name("x-ratelimit-limit-requests")!] == "2")
         clock.advance(seconds: 40)
         try Self.admit(limiter, "sub-a", rpm)
     }
