@@ -15,6 +15,9 @@
 #   bench/run-gateway.sh --profile       # only: Tollgate at peak load under `perf record`; writes PROFILE_OUT
 #                                        # (bench/results/profile-<date>.txt): CPU by process, flat and inclusive
 #                                        # reports (PERF=0: the CPU figures alone, without perf's own overhead)
+#   bench/run-gateway.sh --failover      # only: the latency one failover adds: one connection, requests for a pool whose
+#                                        # first member answers 429 (Retry-After: 0, so every request fails over) against
+#                                        # the same requests to the single backend; writes FAILOVER_OUT
 #   bench/run-gateway.sh --sched         # only: Tollgate at a fixed rate (SCHED_RATE, 11000 req/s) under `perf sched
 #                                        # record`; writes SCHED_OUT (bench/results/sched-<date>.txt): the paced run's
 #                                        # latency and, per process, how long its threads waited for a CPU once woken
@@ -45,6 +48,8 @@ NGINX_ONLY=0
 PROFILE=0
 PROFILE_OUT=${PROFILE_OUT:-$HERE/results/profile-$(date -u +%Y-%m-%d).txt}
 SCHED=0
+FAILOVER=0
+FAILOVER_OUT=${FAILOVER_OUT:-$HERE/results/failover-$(date -u +%Y-%m-%d).md}
 SCHED_RATE=${SCHED_RATE:-11000}
 SCHED_SECONDS=${SCHED_SECONDS:-5}
 SCHED_OUT=${SCHED_OUT:-$HERE/results/sched-$(date -u +%Y-%m-%d).txt}
@@ -53,6 +58,7 @@ for arg in "$@"; do
         --nginx-only) NGINX_ONLY=1 ;;
         --profile) PROFILE=1 ;;
         --sched) SCHED=1 ;;
+        --failover) FAILOVER=1 ;;
         -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
         *) die "unknown argument: $arg (see --help)" 2 ;;
     esac
@@ -218,6 +224,25 @@ $(if [ "${POOL:-0}" = 1 ]; then printf '%s\n' \
 "    base_url: http://127.0.0.1:$UPSTREAM_PORT/v1" \
 "    credential_env: TOLLGATE_BENCH_UPSTREAM_KEY" \
 "    models: [gpt-4o-mini]"; fi)
+  - name: throttled-upstream   # --failover: answers 429 with Retry-After: 0, first in the gpt-4o-mini-failover pool
+    kind: openai
+    base_url: http://127.0.0.1:$UPSTREAM_PORT/throttled/v1
+    credential_env: TOLLGATE_BENCH_UPSTREAM_KEY
+    deployments:
+      - { name: gpt-4o-mini-failover, model: gpt-4o-mini, priority: 1 }
+  - name: fast-upstream-overflow   # also the second of the two equal members of gpt-4o-mini-pool (--failover)
+    kind: openai
+    base_url: http://127.0.0.1:$UPSTREAM_PORT/v1
+    credential_env: TOLLGATE_BENCH_UPSTREAM_KEY
+    deployments:
+      - { name: gpt-4o-mini-failover, model: gpt-4o-mini, priority: 2 }
+      - { name: gpt-4o-mini-pool, model: gpt-4o-mini }
+  - name: fast-upstream-pool
+    kind: openai
+    base_url: http://127.0.0.1:$UPSTREAM_PORT/v1
+    credential_env: TOLLGATE_BENCH_UPSTREAM_KEY
+    deployments:
+      - { name: gpt-4o-mini-pool, model: gpt-4o-mini }
   - name: sse-upstream
     kind: openai
     base_url: http://127.0.0.1:$SSE_PORT/v1
@@ -242,6 +267,53 @@ YAML
     read -r status _ _ < <(post "$TOLLGATE_URL" "tgk_not_a_key")
     [ "$status" = 401 ] || die "tollgate accepted an unknown key (status $status)"
     record "{\"kind\": \"memory\", \"what\": \"tollgate idle after start\", \"rss_kb\": $(rss_kb "$TOLLGATE_PID")}"
+fi
+
+# ---------------------------------------------------------------------------------- failover mode (--failover)
+if [ $FAILOVER = 1 ]; then
+    [ $NGINX_ONLY = 0 ] || die "--failover needs Tollgate (not --nginx-only)"
+    for round in 1 2 3; do
+        for model in gpt-4o-mini gpt-4o-mini-failover; do
+            WRK_MODEL=$model measure "failover-$round" "$model" "$TOLLGATE_URL" 1 10 "" "$KEY"
+        done
+    done
+    # Peak throughput of a two-member pool against one backend, alternating in the same process.
+    for round in 1 2 3 4; do
+        for model in gpt-4o-mini gpt-4o-mini-pool; do
+            WRK_MODEL=$model measure "pool-$round" "$model" "$TOLLGATE_URL" "$CONNECTIONS" "$ROUND_DURATION" "" "$KEY"
+        done
+    done
+    mkdir -p "$(dirname "$FAILOVER_OUT")"
+    python3 - "$MEASUREMENTS" "$FAILOVER_OUT" "$(machine_markdown)" <<'PY'
+import json, statistics, sys
+runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+everything = [r for r in runs if r.get("kind") == "wrk"]
+runs = [r for r in everything if r["phase"].startswith("failover-")]
+pool = [r for r in everything if r["phase"].startswith("pool-")]
+def med(target, key): return statistics.median(r[key] for r in runs if r["target"] == target) / 1000
+lines = ["# One failover's added latency", "", sys.argv[3], "",
+         "One connection, 10 s a run, three rounds alternating. `gpt-4o-mini` goes to one backend; `gpt-4o-mini-failover` is a",
+         "pool whose first member answers 429 (`Retry-After: 0`), so every request is sent twice: once to it, then to the second member.", "",
+         "| target | req/s | p50 ms | p90 ms | p99 ms |", "|---|---|---|---|---|"]
+for target in ("gpt-4o-mini", "gpt-4o-mini-failover"):
+    rps = statistics.median(r["rps"] for r in runs if r["target"] == target)
+    lines.append(f"| {target} | {rps:,.0f} | {med(target, 'p50_us'):.3f} | {med(target, 'p90_us'):.3f} | {med(target, 'p99_us'):.3f} |")
+lines += ["", f"Added by one failover (medians): p50 **{med('gpt-4o-mini-failover', 'p50_us') - med('gpt-4o-mini', 'p50_us'):.3f} ms**, "
+          f"p99 {med('gpt-4o-mini-failover', 'p99_us') - med('gpt-4o-mini', 'p99_us'):.3f} ms.", ""]
+single = [r["rps"] for r in pool if r["target"] == "gpt-4o-mini"]
+pooled = [r["rps"] for r in pool if r["target"] == "gpt-4o-mini-pool"]
+ratios = [p / s for s, p in zip(single, pooled)]
+lines += ["## A pool of two against one backend", "",
+          "Peak load, alternating rounds in the same Tollgate process: `gpt-4o-mini` (one backend) and `gpt-4o-mini-pool` (two",
+          "equal members, the same nginx behind both).", "",
+          "| round | one backend req/s | pool of two req/s | ratio |", "|---|---|---|---|"]
+lines += [f"| {i + 1} | {s:,.0f} | {p:,.0f} | {p / s:.0%} |" for i, (s, p) in enumerate(zip(single, pooled))]
+lines += ["", f"Median ratio: **{statistics.median(ratios):.0%}** (target ≥ 95 %).", ""]
+open(sys.argv[2], "w").write("\n".join(lines))
+print("\n".join(lines))
+PY
+    log "failover figures written to $FAILOVER_OUT"
+    exit 0
 fi
 
 # ------------------------------------------------------------------------------------ profile mode (--profile)

@@ -3,11 +3,13 @@
 --   WRK_DELAY_MS   pause between a connection's requests, in ms: with C connections this paces the load at about
 --                  C * 1000 / (WRK_DELAY_MS + latency) requests/s, for latency at a fixed, lower rate
 -- At the end it prints one machine-readable line, `RESULT key=value …`, latencies in microseconds.
+--   WRK_MODEL      the request's model (default gpt-4o-mini)
 local key = os.getenv("TOLLGATE_KEY")
 local pause = tonumber(os.getenv("WRK_DELAY_MS") or "")
+local model = os.getenv("WRK_MODEL") or "gpt-4o-mini"
 
 wrk.method = "POST"
-wrk.body = '{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32}'
+wrk.body = '{"model":"' .. model .. '","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32}'
 wrk.headers["Content-Type"] = "application/json"
 if key and key ~= "" then
     wrk.headers["Authorization"] = "Bearer " .. key

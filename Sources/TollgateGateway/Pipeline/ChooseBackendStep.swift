@@ -50,7 +50,9 @@ struct ChooseBackendStep: GatewayStep {
             route: first, backend: catalog.backends[first.backend]!, dialect: catalog.backends[first.backend]!.kind.dialect, json: json,
             streamed: json.bool("stream") ?? false, forwardedBytes: bytes, parsedBytes: bytes, pool: pool, remaining: [])
         if choice.failsOver {
-            choice.remaining = health.candidates(pool, backends: catalog.backends, at: health.currentTime)
+            // The weighted draw uses the request id's random bits (UUIDv7): no system call per request.
+            var generator = SplitMix64(seed: request.requestID)
+            choice.remaining = health.candidates(pool, backends: catalog.backends, at: health.currentTime) { Int(generator.next() % UInt64($0)) }
             choice.attempt = 0
             try failOver(&choice, catalog: catalog)
         }
@@ -83,5 +85,24 @@ struct ChooseBackendStep: GatewayStep {
             let data = try? JSONSerialization.data(withJSONObject: object)
         else { return nil }
         return Array(data)
+    }
+}
+
+/// A small, fast pseudo-random generator (SplitMix64), seeded from a request id: enough to spread requests over a
+/// pool's weights.
+struct SplitMix64 {
+    private var state: UInt64
+
+    init(seed id: UUID) {
+        let bytes = id.uuid
+        state = [bytes.8, bytes.9, bytes.10, bytes.11, bytes.12, bytes.13, bytes.14, bytes.15].reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

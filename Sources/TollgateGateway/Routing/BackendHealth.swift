@@ -38,6 +38,9 @@ public final class BackendHealth: Sendable {
     }
 
     private let state = Mutex(State())
+    /// True until a member is first throttled or a backend first fails: while nothing has gone wrong every member
+    /// is available and there is nothing to record, so the request path takes no lock.
+    private let quiet = Atomic<Bool>(true)
     private let logger: Logger
     private let now: @Sendable () -> Date
 
@@ -50,7 +53,8 @@ public final class BackendHealth: Sendable {
 
     /// Whether `route`'s member may be tried now; when not, the time it comes back (nil when unknown).
     func availability(of route: CatalogSnapshot.Route, spec: CircuitBreakerSpec, at instant: Date) -> (available: Bool, back: Date?) {
-        state.withLock { Self.availability(of: route, spec: spec, at: instant, in: $0) }
+        if quiet.load(ordering: .acquiring) { return (true, nil) }
+        return state.withLock { Self.availability(of: route, spec: spec, at: instant, in: $0) }
     }
 
     private static func availability(
@@ -67,6 +71,7 @@ public final class BackendHealth: Sendable {
     /// A request is about to go to `route`'s member: false when it must not (cooling, breaker open, or another
     /// request is the half-open probe).
     func attempt(_ route: CatalogSnapshot.Route, spec: CircuitBreakerSpec, at instant: Date) -> Bool {
+        if quiet.load(ordering: .acquiring) { return true }
         let (allowed, transition) = state.withLock { state -> (Bool, CircuitBreaker.Transition?) in
             if !state.coolingUntil.isEmpty, let until = state.coolingUntil[Member(backend: route.backend, deployment: route.deployment)],
                 until > instant
@@ -83,7 +88,14 @@ public final class BackendHealth: Sendable {
 
     /// What an attempt on `route`'s member came to.
     func record(_ outcome: Outcome, for route: CatalogSnapshot.Route, spec: CircuitBreakerSpec, at instant: Date) {
+        if case .answered = outcome {
+            // An answer only ever clears state: with none there is nothing to do (and answers are not counted).
+            if quiet.load(ordering: .acquiring) { return }
+        } else {
+            attempts(backend: route.backend, outcome: outcome.label).increment()
+        }
         let transition = state.withLock { state -> CircuitBreaker.Transition? in
+            if case .answered = outcome {} else { quiet.store(false, ordering: .releasing) }
             switch outcome {
             case .answered:
                 if !state.coolingUntil.isEmpty { state.coolingUntil[Member(backend: route.backend, deployment: route.deployment)] = nil }
@@ -97,7 +109,6 @@ public final class BackendHealth: Sendable {
                 return state.breakers[route.backend, default: CircuitBreaker(at: instant)].failed(reason, at: instant, spec: spec)
             }
         }
-        attempts(backend: route.backend, outcome: outcome.label).increment()
         if let transition { report(transition, backend: route.backend) }
     }
 
@@ -107,7 +118,8 @@ public final class BackendHealth: Sendable {
     }
     private let counters = Mutex<[CounterKey: Counter]>([:])
 
-    /// `tollgate_upstream_attempts_total{backend, outcome}`, made once per label set (not per request).
+    /// `tollgate_upstream_attempts_total{backend, outcome}` (`throttled`, `failed`: the attempts a pool failed over
+    /// from), made once per label set.
     private func attempts(backend: String, outcome: String) -> Counter {
         let key = CounterKey(backend: backend, outcome: outcome)
         if let existing = counters.withLock({ $0[key] }) { return existing }
@@ -135,6 +147,7 @@ public final class BackendHealth: Sendable {
     func candidates(
         _ pool: [CatalogSnapshot.Route], backends: [String: BackendSpec], at instant: Date, random: (Int) -> Int = { Int.random(in: 0..<$0) }
     ) -> [CatalogSnapshot.Route] {
+        if quiet.load(ordering: .acquiring) { return Self.weightedOrder(pool, random: random) }
         let available = state.withLock { state in
             pool.filter { route in
                 Self.availability(of: route, spec: backends[route.backend]?.circuitBreaker ?? CircuitBreakerSpec(), at: instant, in: state).available
