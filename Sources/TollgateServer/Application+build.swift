@@ -138,7 +138,7 @@ private func assemble(
         LimitRefresher(limiter: limiter, catalog: catalog, sources: LimitSources(quotaUsage: database.quotaUsage), logger: logger),
         AllowanceLeaseKeeper(leases: leases),
         evaluator, dispatcher)
-    await vocabularies.finished()
+    await vocabularies.value
     return (app, TollgateRuntime(database: database, catalog: catalog, writer: writer, adminToken: adminToken))
 }
 

@@ -18,8 +18,7 @@ public enum PromptTokenCounter {
     /// - Returns: nil when the body is not a JSON object.
     /// - Throws: `TokenizerError` if a vocabulary cannot load.
     public static func promptTokens(body: Data, model: String? = nil) throws(TokenizerError) -> Int? {
-        guard let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] else { return nil }
-        let model = model ?? (object["model"] as? String) ?? ""
+        guard let (object, model) = parse(body, model: model) else { return nil }
         return promptTokens(object: object, model: model, tokenizer: try Tokenizer.forModel(model))
     }
 
@@ -27,10 +26,14 @@ public enum PromptTokenCounter {
     /// (`Tokenizer.loaded(forModel:)`): never waits. Nil when the body is not a JSON object or the vocabulary is not
     /// there (the caller falls back to a size-based figure).
     public static func promptTokensIfLoaded(body: Data, model: String? = nil) -> Int? {
-        guard let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] else { return nil }
-        let model = model ?? (object["model"] as? String) ?? ""
-        guard let tokenizer = Tokenizer.loaded(forModel: model) else { return nil }
+        guard let (object, model) = parse(body, model: model), let tokenizer = Tokenizer.loaded(forModel: model) else { return nil }
         return promptTokens(object: object, model: model, tokenizer: tokenizer)
+    }
+
+    /// The body as a JSON object and the model whose encoding applies (`model`, else the body's); nil if not an object.
+    private static func parse(_ body: Data, model: String?) -> (object: [String: Any], model: String)? {
+        guard let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] else { return nil }
+        return (object, model ?? (object["model"] as? String) ?? "")
     }
 
     static func promptTokens(object: [String: Any], model: String, tokenizer: Tokenizer) -> Int {

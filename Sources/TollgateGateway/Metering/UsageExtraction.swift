@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import TollgateCore
 import TollgateTokenizer
 
@@ -248,39 +247,18 @@ struct SSEStreamMeter {
 /// path never waits for a vocabulary (`Tokenizer.loaded(forModel:)`); start-up waits for this instead, so that the
 /// first estimate is already counted with the tokenizer.
 public enum TokenizerWarmUp {
-    /// Starts loading every shipped encoding and returns at once; `finished()` of the result waits for the load.
-    /// A vocabulary that cannot load leaves estimates on their size-based figure (and is reported by `tollgate tokens`).
-    public static func start() -> Loading {
-        let loading = Loading()
-        let thread = Thread {
-            for encoding in TokenEncoding.allCases { _ = try? Tokenizer.forEncoding(encoding) }
-            loading.finish()
-        }
-        thread.name = "tollgate-tokenizer-load"
-        thread.start()
-        return loading
-    }
-
-    public final class Loading: Sendable {
-        private let state = Mutex<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
-
-        fileprivate func finish() {
-            let waiters = state.withLock { state in
-                state.done = true
-                defer { state.waiters = [] }
-                return state.waiters
-            }
-            for waiter in waiters { waiter.resume() }
-        }
-
-        /// Returns once the vocabularies have loaded (or failed to).
-        public func finished() async {
-            await withCheckedContinuation { continuation in
-                let done = state.withLock { state in
-                    if !state.done { state.waiters.append(continuation) }
-                    return state.done
+    /// Starts loading every shipped encoding and returns at once; the task's `value` is there once the load is done
+    /// (the task waits without holding a thread). A vocabulary that cannot load leaves estimates on their size-based
+    /// figure (and is reported by `tollgate tokens`).
+    public static func start() -> Task<Void, Never> {
+        Task {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let thread = Thread {
+                    for encoding in TokenEncoding.allCases { _ = try? Tokenizer.forEncoding(encoding) }
+                    continuation.resume()
                 }
-                if done { continuation.resume() }
+                thread.name = "tollgate-tokenizer-load"
+                thread.start()
             }
         }
     }

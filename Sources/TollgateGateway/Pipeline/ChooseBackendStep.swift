@@ -42,12 +42,12 @@ struct ChooseBackendStep: GatewayStep {
         guard let routeName = call.deployment ?? requestedModel, !routeName.isEmpty else {
             throw GatewayError.invalidRequest("The request must name a model (`model`).", param: "model")
         }
-        guard let pool = catalog.routes[routeName], let first = pool.first, catalog.backends[first.backend] != nil else {
+        guard let pool = catalog.routes[routeName], let first = pool.first, let backend = catalog.backends[first.backend] else {
             throw GatewayError.unknownDeployment(routeName)
         }
         if rewritten { request.body = ByteBuffer(bytes: bytes) }
         var choice = BackendChoice(
-            route: first, backend: catalog.backends[first.backend]!, dialect: catalog.backends[first.backend]!.kind.dialect, json: json,
+            route: first, backend: backend, dialect: backend.kind.dialect, json: json,
             streamed: json.bool("stream") ?? false, forwardedBytes: bytes, parsedBytes: bytes, pool: pool, remaining: [])
         if choice.failsOver {
             // The weighted draw uses the request id's random bits (UUIDv7): no system call per request.

@@ -58,8 +58,8 @@ final class MeterStep: GatewayStep, ReplyObserver {  // a class: registering it 
         writer.record(event)
         count(metering, status: event.httpStatus, usage: event.usage)
         if choice.failsOver, (200..<300).contains(event.httpStatus) {
-            let first = choice.pool.map(\.priority).min() ?? choice.route.priority
-            metrics.poolRequests(deployment: choice.route.deployment, overflow: choice.route.priority > first).increment()
+            // The pool is ordered by priority: its first member's is the first priority.
+            metrics.poolRequests(deployment: choice.route.deployment, overflow: choice.route.priority > choice.pool[0].priority).increment()
         }
         reply.event = event
     }

@@ -60,12 +60,18 @@ public final class BackendHealth: Sendable {
     private static func availability(
         of route: CatalogSnapshot.Route, spec: CircuitBreakerSpec, at instant: Date, in state: State
     ) -> (available: Bool, back: Date?) {
-        if !state.coolingUntil.isEmpty, let until = state.coolingUntil[Member(backend: route.backend, deployment: route.deployment)], until > instant {
-            return (false, until)
-        }
+        if let until = coolingUntil(route, at: instant, in: state) { return (false, until) }
         guard let breaker = state.breakers[route.backend] else { return (true, nil) }
         if breaker.isAvailable(at: instant, spec: spec) { return (true, nil) }
         return (false, breaker.state == .open ? breaker.openUntil : nil)
+    }
+
+    /// Until when `route`'s member is skipped after a 429; nil when it is not.
+    private static func coolingUntil(_ route: CatalogSnapshot.Route, at instant: Date, in state: State) -> Date? {
+        guard !state.coolingUntil.isEmpty, let until = state.coolingUntil[Member(backend: route.backend, deployment: route.deployment)],
+            until > instant
+        else { return nil }
+        return until
     }
 
     /// A request is about to go to `route`'s member: false when it must not (cooling, breaker open, or another
@@ -73,11 +79,7 @@ public final class BackendHealth: Sendable {
     func attempt(_ route: CatalogSnapshot.Route, spec: CircuitBreakerSpec, at instant: Date) -> Bool {
         if quiet.load(ordering: .acquiring) { return true }
         let (allowed, transition) = state.withLock { state -> (Bool, CircuitBreaker.Transition?) in
-            if !state.coolingUntil.isEmpty, let until = state.coolingUntil[Member(backend: route.backend, deployment: route.deployment)],
-                until > instant
-            {
-                return (false, nil)
-            }
+            if Self.coolingUntil(route, at: instant, in: state) != nil { return (false, nil) }
             // A backend that never failed has no breaker yet: nothing to take.
             guard state.breakers[route.backend] != nil else { return (true, nil) }
             return state.breakers[route.backend]!.attempt(at: instant, spec: spec)
@@ -95,17 +97,18 @@ public final class BackendHealth: Sendable {
             attempts(backend: route.backend, outcome: outcome.label).increment()
         }
         let transition = state.withLock { state -> CircuitBreaker.Transition? in
-            if case .answered = outcome {} else { quiet.store(false, ordering: .releasing) }
             switch outcome {
             case .answered:
                 if !state.coolingUntil.isEmpty { state.coolingUntil[Member(backend: route.backend, deployment: route.deployment)] = nil }
                 return state.breakers[route.backend]?.succeeded(at: instant)
             case .throttled(let wait):
+                quiet.store(false, ordering: .releasing)
                 let (seconds, attoseconds) = (wait ?? Self.defaultCoolDown).components
                 state.coolingUntil[Member(backend: route.backend, deployment: route.deployment)] =
                     instant.addingTimeInterval(Double(seconds) + Double(attoseconds) / 1e18)
                 return nil
             case .failed(let reason):
+                quiet.store(false, ordering: .releasing)
                 return state.breakers[route.backend, default: CircuitBreaker(at: instant)].failed(reason, at: instant, spec: spec)
             }
         }
@@ -116,16 +119,14 @@ public final class BackendHealth: Sendable {
         let backend: String
         let outcome: String
     }
-    private let counters = Mutex<[CounterKey: Counter]>([:])
+    private let counters = MetricHandles<CounterKey, Counter>()
 
     /// `tollgate_upstream_attempts_total{backend, outcome}` (`throttled`, `failed`: the attempts a pool failed over
-    /// from), made once per label set.
+    /// from).
     private func attempts(backend: String, outcome: String) -> Counter {
-        let key = CounterKey(backend: backend, outcome: outcome)
-        if let existing = counters.withLock({ $0[key] }) { return existing }
-        let made = Counter(label: "tollgate_upstream_attempts_total", dimensions: [("backend", backend), ("outcome", outcome)])
-        counters.withLock { $0[key] = made }
-        return made
+        counters.handle(CounterKey(backend: backend, outcome: outcome)) {
+            Counter(label: "tollgate_upstream_attempts_total", dimensions: [("backend", backend), ("outcome", outcome)])
+        }
     }
 
     private func report(_ transition: CircuitBreaker.Transition, backend: String) {
@@ -156,9 +157,8 @@ public final class BackendHealth: Sendable {
         return Self.weightedOrder(available, random: random)
     }
 
+    /// `members` come as the catalog holds a pool: ordered by priority.
     static func weightedOrder(_ members: [CatalogSnapshot.Route], random: (Int) -> Int) -> [CatalogSnapshot.Route] {
-        // Pools come ordered by priority from the catalog; sort only what is not.
-        let members = zip(members, members.dropFirst()).allSatisfy({ $0.priority <= $1.priority }) ? members : members.sorted { $0.priority < $1.priority }
         var ordered: [CatalogSnapshot.Route] = []
         ordered.reserveCapacity(members.count)
         var start = members.startIndex

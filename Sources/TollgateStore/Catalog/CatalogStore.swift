@@ -109,11 +109,11 @@ public struct CatalogStore: Sendable {
                 circuitBreaker: CircuitBreakerSpec(failures: failures, windowSeconds: window, openSeconds: open))
         }
         for try await (name, backend, model, priority, weight) in try await client.query(
-            "SELECT name, backend, model, priority, weight FROM backend_deployments ORDER BY name, priority, backend", logger: logger
+            "SELECT name, backend, model, priority, weight FROM backend_deployments ORDER BY name", logger: logger
         ).decode((String, String, String, Int, Int).self) {
-            snapshot.routes[name, default: []].append(.init(backend: backend, deployment: name, model: model, priority: priority, weight: weight))
             snapshot.backends[backend]?.deployments.append(DeploymentSpec(name: name, model: model, priority: priority, weight: weight))
         }
+        snapshot.routes = CatalogSnapshot.pools(of: Array(snapshot.backends.values))
         for try await (name, displayName, tpm, quota, period, allowedModels, rpm, cap, remainingHeader, consumedHeader, strict, failureMode)
             in try await client.query(
             """

@@ -47,7 +47,7 @@ struct PipelineFixture {
         catalog = GatewayCatalog(store: repository, logger: Self.logger, missRefreshInterval: missRefreshInterval)
         await catalog.refresh()
         // As `buildApplication` does before it serves: the request path counts with the tokenizer only once loaded.
-        await TokenizerWarmUp.start().finished()
+        await TokenizerWarmUp.start().value
     }
 
     /// A proxied request as the channel handler would hand it over.
