@@ -286,8 +286,10 @@ private func dispatcher(
                 let (message, _) = try await enqueue(client: client)
                 // The first instance tries once, the receiver is down, the attempt is recorded, and the instance stops.
                 let store = PostgresWebhookRepository(client: client)
-                // Its retry would come after a second, long after it has stopped: the retry is the new instance's.
-                let slowRetry = RetrySchedule(initial: .seconds(1), factor: 2, maximum: .seconds(1), giveUpAfter: .seconds(60))
+                // Its retry would come after five seconds, long after it has stopped (even on a loaded CI machine, where a
+                // stop can take a second or more, and a retry it claimed before stopping would hold the message for the
+                // lease): the retry is the new instance's.
+                let slowRetry = RetrySchedule(initial: .seconds(5), factor: 2, maximum: .seconds(5), giveUpAfter: .seconds(60))
                 try await Fixtures.running({ try await dispatcher(client, http: http, retry: slowRetry).run() }) { () async throws in
                     #expect(try await Fixtures.eventually { try await store.deliveries(endpoint: endpoint, logger: Fixtures.logger).count == 1 })
                 }
