@@ -289,7 +289,9 @@ import TollgateTestSupport
                 for _ in 0..<100 where unchanged < 2 {
                     try await Task.sleep(for: .milliseconds(300))
                     let now = upstream.written.withLockedValue { $0 }
-                    unchanged = now == stalled ? unchanged + 1 : 0
+                    // Settled only once the upstream has written something (on a loaded machine the request can take
+                    // longer than a few polls to reach it).
+                    unchanged = now == stalled && now > 0 ? unchanged + 1 : 0
                     stalled = now
                 }
                 // What the sockets hold between them (a few MB each); the kernel may still grow a buffer now and then,
